@@ -1,0 +1,141 @@
+"""The `bench` command: run, leaderboard, ls, validate.
+
+Every user-facing error (BenchError, bad arguments) is one line on stderr and exit code 2;
+a run whose cells all finished exits 0, one with error cells exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
+
+DEFAULT_RESULTS = Path("results")
+DEFAULT_LEADERBOARD = Path("LEADERBOARD.md")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the usage too)
+        raise BenchError(message)
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"--seeds takes non-negative integers, got {text!r}")
+    return seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bench", description="Benchmark harness for active synthesis.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run every cell of a suite (resumable)")
+    r.add_argument("--suite", required=True, help="a registered suite name or a path to a suite .yaml")
+    r.add_argument("--seeds", type=_seeds, help="comma-separated seeds, overriding the suite's (e.g. 0,1,2)")
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if present")
+    r.add_argument("--preset", default="cpu", help="cpu (default) or a preset the suite defines, e.g. gpu")
+    r.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results)")
+    r.add_argument("--data-dir", help="folder holding the data sets (default: BENCH_DATA_DIR, shared data, cache)")
+    r.add_argument("--force", action="store_true", help="recompute cells whose result is up to date")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    lb = sub.add_parser("leaderboard", help="regenerate LEADERBOARD.md from the results")
+    lb.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    lb.add_argument("--output", type=Path, default=DEFAULT_LEADERBOARD)
+    lb.add_argument("--check", action="store_true", help="fail (exit 1) if the file is not what results/ gives")
+
+    ls = sub.add_parser("ls", help="list registered entries")
+    ls.add_argument("kind", choices=["suites", "datasets", "models", "generators", "strategies", "metrics"])
+
+    v = sub.add_parser("validate", help="check a suite file or a result file")
+    v.add_argument("file", type=Path)
+    return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.config import load_suite
+    from bench.runner import run_suite
+
+    suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds)
+    s = run_suite(suite, args.out, device=args.device, force=args.force, quiet=args.quiet, data_dir=args.data_dir)
+    print(f"{suite.name} [{suite.preset}]: {len(s.done)} done, {len(s.skipped)} up to date, "
+          f"{len(s.failed)} failed; results in {args.out}")
+    for path in s.failed:
+        print(f"failed: {path}", file=sys.stderr)
+    return 1 if s.failed else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench import leaderboard
+
+    if not args.results.is_dir():
+        raise BenchError(f"results folder {args.results} does not exist")
+    if args.check:
+        if leaderboard.is_current(args.results, args.output):
+            print(f"{args.output} is up to date")
+            return 0
+        print(f"{args.output} is stale: run `bench leaderboard` and commit it", file=sys.stderr)
+        return 1
+    leaderboard.write(args.results, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from bench.registry import REGISTRIES
+
+    reg = REGISTRIES[args.kind]
+    for name in reg.names():
+        if args.kind == "suites":
+            detail = str(reg.get(name))
+        else:
+            detail = ", ".join(f"{k}={'/'.join(v) if isinstance(v, (list, tuple)) else v}" for k, v in reg.meta(name).items())
+        print(f"{name}\t{detail}".rstrip())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.config import DEFAULT_PRESET, load_suite, read_suite_file
+    from bench.results import read_result, validate_result
+
+    path: Path = args.file
+    if not path.is_file():
+        raise BenchError(f"{path} does not exist")
+    if path.suffix == ".json":
+        validate_result(read_result(path))
+        print(f"{path}: valid result (schema v{json.loads(path.read_text())['schema_version']})")
+        return 0
+    if path.suffix not in (".yaml", ".yml"):
+        raise BenchError(f"{path}: expected a suite (.yaml) or a result (.json)")
+    presets = [DEFAULT_PRESET, *sorted(p for p in (read_suite_file(path).get("presets") or {}) if p != DEFAULT_PRESET)]
+    from bench.runner import expand_cells
+
+    counts = [f"{p}: {len(expand_cells(load_suite(str(path), preset=p)))} cells" for p in presets]  # each must resolve
+    print(f"{path}: valid suite ({'; '.join(counts)})")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "leaderboard": cmd_leaderboard, "ls": cmd_ls, "validate": cmd_validate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; finished cells are saved, run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Suite configuration: the pydantic schema of a suite's YAML file, presets, and the expansion of a
+suite into cells with their config hashes.
+
+A suite file holds the cpu (default) settings at its top level and, under `presets`, partial
+overrides per preset (e.g. `gpu`), deep-merged onto the top level (mappings merge, lists and
+scalars replace). Bump `version` whenever a change alters scores: it is part of every cell's hash.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, field_validator
+
+from bench.errors import BenchError
+from bench.registry import SUITES
+
+DEFAULT_PRESET = "cpu"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NamedSpec(_Strict):
+    """A registered component and the keyword parameters it is built with."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class StrategySpec(NamedSpec):
+    # Distinguishes two entries of the same strategy with other parameters (ablations);
+    # defaults to the strategy's name.
+    id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.id or self.name
+
+
+class TrainRecipe(_Strict):
+    """How a task model is trained; the defaults are the plan's recipe."""
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: PositiveFloat = 3e-4
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: PositiveInt = 128
+    epochs: PositiveInt = 30
+    # Keep the weights of the epoch with the lowest validation loss (the validation split is carved
+    # from the training split, never the test set).
+    select_on_val: bool = True
+    eval_batch_size: PositiveInt = 1000
+    # CPU speed options; see README "Performance" for the measurements behind the defaults.
+    channels_last: bool = False
+    bf16_autocast: bool = False
+
+
+class SuiteConfig(_Strict):
+    name: str
+    version: PositiveInt
+    description: str = ""
+    primary_metric: str
+    datasets: list[NamedSpec]
+    budgets: list[PositiveInt] = Field(min_length=1)  # real training examples per class
+    val_per_class: PositiveInt  # validation examples per class, carved from the training split
+    test_per_class: PositiveInt | None = None  # stratified test subset; None = the whole test set
+    model: NamedSpec
+    train: TrainRecipe = Field(default_factory=TrainRecipe)
+    strategies: list[StrategySpec] = Field(min_length=1)
+    metrics: list[str] = Field(min_length=1)
+    seeds: list[NonNegativeInt] = Field(min_length=1)
+    preset: str = DEFAULT_PRESET  # filled in by load_suite; not written in the file
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _names_to_specs(cls, v: Any) -> Any:
+        return [{"name": d} if isinstance(d, str) else d for d in v] if isinstance(v, list) else v
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _strategy_names_to_specs(cls, v: Any) -> Any:
+        return [{"name": s} if isinstance(s, str) else s for s in v] if isinstance(v, list) else v
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique_strategy_keys(cls, v: list[StrategySpec]) -> list[StrategySpec]:
+        keys = [s.key for s in v]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"strategy ids must be unique, repeated: {', '.join(dup)} (give each an `id`)")
+        return v
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def suite_path(name_or_path: str) -> Path:
+    """A registered suite's YAML file, or the path itself when it names a .yaml/.yml file."""
+    if name_or_path.endswith((".yaml", ".yml")):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise BenchError(f"suite file {path} does not exist")
+        return path
+    return Path(SUITES.get(name_or_path))
+
+
+def read_suite_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise BenchError(f"malformed YAML in {path}{where}: {problem}") from None
+    except OSError as exc:
+        raise BenchError(f"cannot read suite file {path}: {exc.strerror}") from None
+    if not isinstance(raw, dict):
+        raise BenchError(f"suite file {path} must hold a mapping at its top level")
+    return raw
+
+
+def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int] | None = None) -> SuiteConfig:
+    path = suite_path(name_or_path)
+    raw = read_suite_file(path)
+    presets = raw.pop("presets", {}) or {}
+    if not isinstance(presets, dict):
+        raise BenchError(f"{path}: `presets` must be a mapping of preset name to overrides")
+    if preset != DEFAULT_PRESET or preset in presets:
+        if preset not in presets:
+            known = ", ".join(sorted({DEFAULT_PRESET, *presets}))
+            raise BenchError(f"suite {raw.get('name', path.stem)!r} has no preset {preset!r}; known: {known}")
+        raw = deep_merge(raw, presets[preset] or {})
+    if seeds is not None:
+        raw["seeds"] = seeds
+    raw["preset"] = preset
+    return validate_suite(raw, source=str(path))
+
+
+def validate_suite(raw: dict[str, Any], source: str) -> SuiteConfig:
+    try:
+        return SuiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise BenchError(f"invalid suite {source}: {loc}: {err['msg']}{more}") from None
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a cell's config: equal hashes mean the same experiment."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

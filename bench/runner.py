@@ -1,0 +1,197 @@
+"""Expands a suite into cells and runs them: one result JSON per (dataset, budget, strategy, seed),
+skipping cells whose result already exists with the same config hash (so an interrupted run
+resumes where it stopped); `force` recomputes. A cell that raises is written as an error result
+with its partial timings, and the grid goes on."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench import __version__
+from bench.compute import ComputeMeter
+from bench.config import SuiteConfig, StrategySpec, NamedSpec, config_hash
+from bench.data import DatasetSplits
+from bench.environment import code_version, hardware, package_versions
+from bench.errors import BenchError
+from bench.evaluation import EvalContext, check_metrics, evaluate
+from bench.progress import Progress
+from bench.registry import DATASETS, METRICS
+from bench.results import SCHEMA_VERSION, cell_path, read_result, write_result
+from bench.strategy import build_strategy
+from bench.task import Task, build_model_spec
+
+
+@dataclass
+class Cell:
+    dataset: NamedSpec
+    budget: int
+    strategy: StrategySpec
+    seed: int
+    config: dict[str, Any]
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.config)
+
+    def label(self) -> str:
+        return f"{self.dataset.name} n={self.budget} {self.strategy.key} seed={self.seed}"
+
+
+@dataclass
+class RunSummary:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[Path] = field(default_factory=list)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda was asked for but torch sees no CUDA device")
+    if device not in ("cpu", "cuda"):
+        raise BenchError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def expand_cells(suite: SuiteConfig) -> list[Cell]:
+    """Every (dataset, budget, strategy, seed) of the suite with its resolved config; builds each
+    component once so that unknown names and bad parameters fail before any work starts."""
+    for name in suite.metrics:
+        METRICS.get(name)
+    if suite.primary_metric not in suite.metrics:
+        raise BenchError(f"primary_metric {suite.primary_metric!r} is not among the suite's metrics")
+    model = build_model_spec(suite.model)
+    strategies = [(s, build_strategy(s.name, s.params)) for s in suite.strategies]
+    cells = []
+    for ds in suite.datasets:
+        DATASETS.get(ds.name)
+        check_metrics(suite.metrics, DATASETS.meta(ds.name).get("modality", ""))
+        for budget in suite.budgets:
+            for spec, strategy in strategies:
+                for seed in suite.seeds:
+                    config = {
+                        "suite": {"name": suite.name, "version": suite.version, "preset": suite.preset},
+                        "dataset": ds.model_dump(),
+                        "budget": budget,
+                        "val_per_class": suite.val_per_class,
+                        "test_per_class": suite.test_per_class,
+                        "model": {"name": suite.model.name, "params": _params(model)},
+                        "train": suite.train.model_dump(),
+                        "strategy": {"id": spec.key, "name": spec.name, "params": _params(strategy)},
+                        "metrics": list(suite.metrics),
+                        "seed": seed,
+                    }
+                    cells.append(Cell(ds, budget, spec, seed, config))
+    return cells
+
+
+def _params(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise BenchError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
+
+
+def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool = False, quiet: bool = False,
+              data_dir: str | None = None) -> RunSummary:
+    out = Path(out)
+    dev = resolve_device(device)
+    cells = expand_cells(suite)
+    check_writable(out)
+    summary = RunSummary()
+    loaded: dict[str, DatasetSplits] = {}
+    with Progress(quiet) as progress, progress.task(f"{suite.name} [{suite.preset}]", total=len(cells)) as bar:
+        for cell in cells:
+            path = cell_path(out, suite.name, suite.preset, cell.dataset.name, cell.budget, cell.strategy.key, cell.seed)
+            if not force and _up_to_date(path, cell.hash):
+                summary.skipped.append(path)
+                bar.advance(status=f"skipped {cell.label()}")
+                continue
+            key = repr(cell.config["dataset"])
+            if key not in loaded:
+                loaded[key] = load_dataset(cell.dataset, data_dir)
+            record = run_cell(suite, cell, loaded[key], dev, quiet)
+            write_result(path, record)
+            (summary.done if record["status"] == "ok" else summary.failed).append(path)
+            if record["status"] != "ok":
+                progress.log(f"[red]error[/red] in {cell.label()}: {record['error']['message']}")
+            bar.advance(status=f"{cell.label()}: {record['status']}")
+    return summary
+
+
+def _up_to_date(path: Path, digest: str) -> bool:
+    """A finished (status ok) result with the same config hash; error results are retried."""
+    if not path.is_file():
+        return False
+    try:
+        record = read_result(path)
+    except BenchError:
+        return False
+    return record.get("config_hash") == digest and record.get("status") == "ok"
+
+
+def load_dataset(spec: NamedSpec, data_dir: str | None) -> DatasetSplits:
+    cls = DATASETS.get(spec.name)
+    try:
+        dataset = cls(data_dir=data_dir, **spec.params)
+    except TypeError as exc:
+        raise BenchError(f"dataset {spec.name!r}: bad parameters {spec.params}: {exc}") from None
+    return dataset.load()
+
+
+def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.device, quiet: bool = True) -> dict[str, Any]:
+    """Run one cell and return its result record (status ok or error)."""
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "suite": {"name": suite.name, "version": suite.version, "preset": suite.preset, "primary_metric": suite.primary_metric},
+        "cell": {"dataset": cell.dataset.name, "budget": cell.budget, "strategy": cell.strategy.key, "seed": cell.seed},
+        "config": cell.config,
+        "config_hash": cell.hash,
+        "status": "ok",
+        "error": None,
+        "metrics": {},
+        "strategy_log": {},
+        "compute": {},
+        "code": {**code_version(), "package_version": __version__},
+        "packages": package_versions(),
+        "hardware": hardware(),
+        "created_at": "",
+    }
+    phases: dict[str, float] = {}
+    meter = ComputeMeter(device)
+    with meter:
+        try:
+            np.random.seed(cell.seed)  # for third-party code that draws from numpy's global generator
+            task = Task.build(data, cell.budget, suite.val_per_class, cell.seed, suite.model, suite.train,
+                              test_per_class=suite.test_per_class, device=str(device), quiet=quiet)
+            strategy = build_strategy(cell.strategy.name, cell.strategy.params)
+            result = strategy.run(task)
+            phases["strategy_seconds"] = meter.record()["wall_seconds"]
+            probs = result.classifier.predict_proba(task.test.x)
+            ctx = EvalContext(task=task, classifier=result.classifier, y_true=task.test.y, probs=probs,
+                              synthetic=result.synthetic)
+            record["metrics"] = evaluate(suite.metrics, ctx)
+            record["strategy_log"] = result.log
+            phases["evaluation_seconds"] = meter.record()["wall_seconds"] - phases["strategy_seconds"]
+        except Exception as exc:  # an error result is a result: never drop a failed cell
+            record["status"] = "error"
+            record["error"] = {"type": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc) else "",
+                               "traceback": traceback.format_exc()}
+    record["compute"] = {**meter.record(), "phases": phases}
+    record["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return record

@@ -1,0 +1,133 @@
+"""Generic supervised training of a task model: tensors held in memory, no DataLoader workers,
+optional class-weighted sampling, validation-loss model selection, optional channels_last and
+bfloat16 autocast.
+
+A task model (registered in `bench.registry.MODELS`) supplies what is modality-specific:
+  build(train: Split, num_classes) -> nn.Module     the network (may read statistics of `train`)
+  to_tensor(x) -> Tensor                            the stored form of a split's inputs
+  prepare_batch(xb, train, generator) -> Tensor     float network input; augmentation when train=True
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.config import TrainRecipe
+from bench.data import Split
+from bench.progress import current
+
+
+def make_optimizer(recipe: TrainRecipe, params) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=0.9, nesterov=True, weight_decay=recipe.weight_decay)
+
+
+def autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def train_epoch(module: nn.Module, opt: torch.optim.Optimizer, spec: Any, X: torch.Tensor, Y: torch.Tensor,
+                order: torch.Tensor, batch_size: int, generator: torch.Generator, recipe: TrainRecipe) -> float:
+    """One pass over `order` (indices into X, Y); returns the mean training loss."""
+    module.train()
+    device = Y.device
+    total, n = torch.zeros((), device=device), 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        xb = spec.prepare_batch(X[idx], train=True, generator=generator)
+        if recipe.channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device, recipe.bf16_autocast):
+            loss = F.cross_entropy(module(xb), Y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach() * len(idx)
+        n += len(idx)
+    return float(total) / max(n, 1)
+
+
+@torch.no_grad()
+def predict_logits(module: nn.Module, spec: Any, X: torch.Tensor, batch_size: int, recipe: TrainRecipe) -> torch.Tensor:
+    module.eval()
+    device = next(module.parameters()).device
+    out = []
+    for start in range(0, len(X), batch_size):
+        xb = spec.prepare_batch(X[start : start + batch_size].to(device), train=False, generator=None)
+        if recipe.channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device, recipe.bf16_autocast):
+            out.append(module(xb).float())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@dataclass
+class Classifier:
+    """A trained task model: the network plus what is needed to feed it raw split inputs."""
+
+    module: nn.Module
+    spec: Any
+    recipe: TrainRecipe
+    device: torch.device
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+
+    def logits(self, x: Any) -> torch.Tensor:
+        return predict_logits(self.module, self.spec, self.spec.to_tensor(x), self.recipe.eval_batch_size, self.recipe)
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Softmax probabilities, float64 (N, num_classes)."""
+        return torch.softmax(self.logits(x), dim=1).double().cpu().numpy()
+
+
+def fit_classifier(spec: Any, recipe: TrainRecipe, train: Split, val: Split | None, num_classes: int,
+                   device: str | torch.device = "cpu", seed: int = 0, sample_weight: np.ndarray | None = None,
+                   quiet: bool = True, label: str = "train") -> Classifier:
+    """Train a fresh network of `spec` on `train`. With `sample_weight`, each epoch draws len(train)
+    examples with replacement in proportion to the weights (class-weighted sampling)."""
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # batch order and augmentation; CPU generator on every device
+    module = spec.build(train, num_classes).to(device)
+    if recipe.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    opt = make_optimizer(recipe, module.parameters())
+    X = spec.to_tensor(train.x).to(device)
+    Y = torch.as_tensor(np.asarray(train.y), dtype=torch.long, device=device)
+    Xv = spec.to_tensor(val.x).to(device) if val is not None and len(val) else None
+    Yv = torch.as_tensor(np.asarray(val.y), dtype=torch.long, device=device) if Xv is not None else None
+    weights = None if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.double)
+    clf = Classifier(module, spec, recipe, device)
+    best_loss, best_state = math.inf, None
+    with current().task(f"  {label}", total=recipe.epochs, transient=True) as bar:
+        for epoch in range(recipe.epochs):
+            if weights is None:
+                order = torch.randperm(len(Y), generator=gen)
+            else:
+                order = torch.multinomial(weights, len(Y), replacement=True, generator=gen)
+            record = {"epoch": epoch, "train_loss": train_epoch(module, opt, spec, X, Y, order.to(device),
+                                                                recipe.batch_size, gen, recipe)}
+            if Xv is not None:
+                logits = predict_logits(module, spec, Xv, recipe.eval_batch_size, recipe)
+                record["val_loss"] = float(F.cross_entropy(logits, Yv))
+                record["val_accuracy"] = float((logits.argmax(1) == Yv).double().mean())
+                if recipe.select_on_val and record["val_loss"] < best_loss:
+                    best_loss, clf.best_epoch = record["val_loss"], epoch
+                    best_state = copy.deepcopy(module.state_dict())
+            clf.history.append(record)
+            status = f"loss {record['train_loss']:.3f}" + (f" val acc {record['val_accuracy']:.3f}" if Xv is not None else "")
+            bar.advance(status=status)
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return clf

@@ -1,0 +1,12 @@
+"""Built-in data sets, task models and suites. Importing this package registers them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.registry import SUITES
+from benchmarks import cifar10, models  # noqa: F401  (registration happens at import)
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+for _path in sorted(SUITES_DIR.glob("*.yaml")):
+    SUITES.add(_path.stem, str(_path))

@@ -1,0 +1,3 @@
+"""Active synthesis: uncertainty estimation, targeting of the uncertain region, the generate-and-
+retrain loop and its conditional generators. Importing this package registers them."""
+from __future__ import annotations

@@ -1,0 +1,4 @@
+"""Built-in metrics. Importing this package registers them."""
+from __future__ import annotations
+
+from metrics import classification  # noqa: F401
