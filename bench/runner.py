@@ -114,18 +114,22 @@ def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool =
     cells = expand_cells(suite)
     check_writable(out)
     summary = RunSummary()
+    paths = [cell_path(out, suite.name, suite.preset, c.dataset.name, c.budget, c.strategy.key, c.seed) for c in cells]
+    pending = [force or not _up_to_date(path, cell.hash) for cell, path in zip(cells, paths)]
+    # Load the data before the first cell starts, so that a missing or damaged data set stops the
+    # run at once with its own error (each data set once per run, only if some cell still needs it).
     loaded: dict[str, DatasetSplits] = {}
+    for cell, todo in zip(cells, pending):
+        key = repr(cell.config["dataset"])
+        if todo and key not in loaded:
+            loaded[key] = load_dataset(cell.dataset, data_dir)
     with Progress(quiet) as progress, progress.task(f"{suite.name} [{suite.preset}]", total=len(cells)) as bar:
-        for cell in cells:
-            path = cell_path(out, suite.name, suite.preset, cell.dataset.name, cell.budget, cell.strategy.key, cell.seed)
-            if not force and _up_to_date(path, cell.hash):
+        for cell, path, todo in zip(cells, paths, pending):
+            if not todo:
                 summary.skipped.append(path)
-                bar.advance(status=f"skipped {cell.label()}")
+                bar.advance(status=f"up to date: {cell.label()}")
                 continue
-            key = repr(cell.config["dataset"])
-            if key not in loaded:
-                loaded[key] = load_dataset(cell.dataset, data_dir)
-            record = run_cell(suite, cell, loaded[key], dev, quiet)
+            record = run_cell(suite, cell, loaded[repr(cell.config["dataset"])], dev, quiet)
             write_result(path, record)
             (summary.done if record["status"] == "ok" else summary.failed).append(path)
             if record["status"] != "ok":

@@ -1,0 +1,113 @@
+"""The command line: every kind of bad input is one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+GOOD = """
+name: t
+version: 1
+primary_metric: accuracy
+datasets: [cifar10]
+budgets: [2]
+val_per_class: 1
+test_per_class: 2
+model: {name: small_cnn, params: {width: 4}}
+train: {epochs: 1}
+strategies: [real_only]
+metrics: [accuracy]
+seeds: [0]
+"""
+
+
+def suite(tmp_path: Path, text: str = GOOD) -> str:
+    p = tmp_path / "suite.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def one_line_error(capsys, argv: list[str], expected: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert expected in err, err
+
+
+@pytest.mark.parametrize("edit,argv_extra,expected", [
+    (None, None, "unknown suite 'cifar100'"),
+    (("strategies: [real_only]", "strategies: [real_onyl]"), [], "unknown strategy 'real_onyl'. Did you mean 'real_only'?"),
+    (("metrics: [accuracy]", "metrics: [accuracy, acuracy]"), [], "unknown metric 'acuracy'"),
+    (("seeds: [0]", "seeds: [0"), [], "malformed YAML"),
+    (("budgets: [2]", "budgets: [two]"), [], "budgets.0: Input should be a valid integer"),
+    (("budgets: [2]", "budgets: [-2]"), [], "budgets.0: Input should be greater than 0"),
+    (("model: {name: small_cnn, params: {width: 4}}", "model: {name: small_cnn, params: {depth: 4}}"), [],
+     "model 'small_cnn': bad parameters"),
+    (("datasets: [cifar10]", "datasets: [cifar11]"), [], "unknown dataset 'cifar11'"),
+])
+def test_bad_suite_input(tmp_path, capsys, edit, argv_extra, expected):
+    if edit is None:
+        argv = ["run", "--suite", "cifar100", "--out", str(tmp_path / "out")]
+    else:
+        argv = ["run", "--suite", suite(tmp_path, GOOD.replace(*edit)), "--out", str(tmp_path / "out")]
+    one_line_error(capsys, argv, expected)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    one_line_error(capsys, ["run", "--suite", suite(tmp_path), "--out", str(blocker / "results")],
+                   "is not writable")
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    one_line_error(capsys, ["run", "--suite", suite(tmp_path), "--out", str(tmp_path / "o"),
+                            "--data-dir", str(tmp_path / "no-such-folder")], "does not exist")
+
+
+def test_bad_flags(tmp_path, capsys):
+    one_line_error(capsys, ["run", "--suite", suite(tmp_path), "--seeds", "0,x"], "--seeds takes comma-separated integers")
+    one_line_error(capsys, ["run", "--suite", suite(tmp_path), "--device", "tpu"], "invalid choice: 'tpu'")
+    one_line_error(capsys, ["run", "--suite", suite(tmp_path), "--preset", "gpu"], "has no preset 'gpu'")
+    one_line_error(capsys, ["ls", "widgets"], "invalid choice: 'widgets'")
+    one_line_error(capsys, ["frobnicate"], "invalid choice: 'frobnicate'")
+
+
+def test_validate_suite_and_result(tmp_path, capsys):
+    assert main(["validate", suite(tmp_path)]) == 0
+    assert "valid suite" in capsys.readouterr().out
+    bad = tmp_path / "r.json"
+    bad.write_text('{"schema_version": 1}')
+    one_line_error(capsys, ["validate", str(bad)], "result does not match schema")
+    one_line_error(capsys, ["validate", str(tmp_path / "nothing.yaml")], "does not exist")
+
+
+def test_every_builtin_suite_validates(capsys):
+    import benchmarks
+    for path in sorted(benchmarks.SUITES_DIR.glob("*.yaml")):
+        assert main(["validate", str(path)]) == 0, path
+
+
+def test_ls_lists_registries(capsys):
+    assert main(["ls", "strategies"]) == 0
+    assert "real_only" in capsys.readouterr().out
+    assert main(["ls", "metrics"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy\thigher_is_better=True" in out and "ece\thigher_is_better=False" in out
+
+
+def test_leaderboard_without_results_folder(tmp_path, capsys):
+    one_line_error(capsys, ["leaderboard", "--results", str(tmp_path / "none")], "does not exist")
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "nope", "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "Traceback" not in r.stderr

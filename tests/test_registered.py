@@ -1,0 +1,73 @@
+"""Generic checks over every registered entry: a new data set, model, strategy, metric or suite gets
+these tests without writing any."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bench.config import load_suite
+from bench.data import DatasetSplits
+from bench.evaluation import EvalContext
+from bench.registry import DATASETS, METRICS, MODELS, STRATEGIES, SUITES
+from bench.results import json_safe
+from bench.runner import expand_cells, load_dataset
+from bench.config import NamedSpec
+from bench.strategy import StrategyResult, build_strategy
+from bench.task import Task
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_strategy_runs_on_a_tiny_task(name, tiny_task):
+    strategy = build_strategy(name, {})
+    assert dataclasses.is_dataclass(strategy), "strategies are dataclasses: asdict() is their parameter record"
+    result = strategy.run(tiny_task)
+    assert isinstance(result, StrategyResult)
+    p = result.classifier.predict_proba(tiny_task.test.x)
+    assert p.shape == (len(tiny_task.test), tiny_task.num_classes)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    json.dumps(json_safe(result.log))  # the log goes into the result JSON
+
+
+@pytest.mark.parametrize("name", METRICS.names())
+def test_metric_returns_finite_numbers(name, tiny_task):
+    clf = tiny_task.fit()
+    ctx = EvalContext(task=tiny_task, classifier=clf, y_true=tiny_task.test.y,
+                      probs=clf.predict_proba(tiny_task.test.x), synthetic=None)
+    value = METRICS.get(name)(ctx)
+    values = value.values() if isinstance(value, dict) else [value]
+    assert all(isinstance(v, float) and math.isfinite(v) for v in values)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_model_is_a_dataclass_that_trains(name, tiny_task):
+    spec = MODELS.get(name)()
+    assert dataclasses.is_dataclass(spec)
+    if MODELS.meta(name).get("modality") != "image":
+        pytest.skip("the tiny task is an image task")
+    task = dataclasses.replace(tiny_task, model=NamedSpec(name=name, params={}))
+    clf = task.fit(recipe=task.recipe.model_copy(update={"epochs": 1}))
+    assert clf.predict_proba(task.test.x).shape == (len(task.test), task.num_classes)
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_dataset_loads_consistent_splits(name):
+    d = load_dataset(NamedSpec(name=name), data_dir=None)
+    assert isinstance(d, DatasetSplits) and d.modality == DATASETS.meta(name)["modality"]
+    for split in (d.train, d.test):
+        assert len(split.x) == len(split.y) > 0
+        assert split.y.min() >= 0 and split.y.max() < d.num_classes
+        assert all(len(g) == len(split.y) for g in split.groups.values())
+
+
+@pytest.mark.parametrize("name", SUITES.names())
+def test_suite_resolves_in_every_preset(name):
+    from bench.config import read_suite_file, suite_path
+
+    presets = ["cpu", *sorted(p for p in (read_suite_file(suite_path(name)).get("presets") or {}) if p != "cpu")]
+    for preset in presets:
+        cells = expand_cells(load_suite(name, preset=preset))
+        assert cells and len({c.hash for c in cells}) == len(cells)
