@@ -151,7 +151,8 @@ def verified_cache(
     files: Sequence[DataFile],
     decode: Callable[[Path], dict[str, np.ndarray]],
 ) -> dict[str, np.ndarray]:
-    """Decode `files` in `folder` once into arrays cached as an uncompressed .npz under `key`.
+    """Decode `files` in `folder` once into arrays cached as .npy files under `key`, and return them
+    memory-mapped read-only (a cached load reads only the pages that are used: milliseconds).
 
     The source files are hashed on the first decode; later loads trust the cache as long as each
     source file keeps the size and mtime it had when it was verified (re-hashing the sources would
@@ -159,29 +160,28 @@ def verified_cache(
     """
     stamp = {f.name: _stat_stamp(folder / f.name) for f in files}
     digest = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest()[:16]
-    path = cache_root() / "decoded" / f"{key}-{digest}.npz"
-    meta_path = path.with_suffix(".json")
-    if path.is_file() and meta_path.is_file():
+    cached = cache_root() / "decoded" / f"{key}-{digest}"
+    meta_path = cached / "meta.json"
+    if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
             if meta.get("stamp") == stamp:
-                with np.load(path, allow_pickle=False) as z:
-                    return {k: z[k] for k in z.files}
-        except (OSError, ValueError):
+                return {name: np.load(cached / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
+        except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is rebuilt below
     for f in files:
         verify_file(folder / f.name, f.sha256)
     arrays = decode(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{cached.name}."))
     try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        for name, a in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(a))
+        (tmp / "meta.json").write_text(json.dumps({"stamp": stamp, "source": str(folder), "arrays": sorted(arrays)}))
+        shutil.rmtree(cached, ignore_errors=True)
+        os.replace(tmp, cached)  # the entry appears whole or not at all
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    meta_path.write_text(json.dumps({"stamp": stamp, "source": str(folder)}))
+        shutil.rmtree(tmp, ignore_errors=True)
     return arrays
 
 

@@ -89,8 +89,9 @@ class SmallCNN:
         return SmallCNNNet(x.shape[-1], num_classes, self.width, self.dropout, mean, std)
 
     def to_tensor(self, x: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, C) -> uint8 (N, C, H, W); kept in uint8 (4x smaller) until a batch is used."""
-        return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
+        """uint8 (N, H, W, C) -> uint8 (N, C, H, W); kept in uint8 (4x smaller) until a batch is used.
+        Copies, so read-only (memory-mapped) arrays are fine."""
+        return torch.tensor(np.asarray(x)).permute(0, 3, 1, 2).contiguous()
 
     def prepare_batch(self, xb: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         xb = xb.float().div_(255.0)

@@ -41,8 +41,20 @@ def tiny_data() -> DatasetSplits:
 
 
 @pytest.fixture
-def tiny_task(tiny_data: DatasetSplits) -> Task:
-    torch.set_num_threads(1)
-    return Task.build(tiny_data, budget=10, val_per_class=5, seed=0,
+def tiny_task(tiny_data: DatasetSplits):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a width-4 network on 8x8 images runs fastest on one thread
+    yield Task.build(tiny_data, budget=10, val_per_class=5, seed=0,
                       model=NamedSpec(name="small_cnn", params={"width": 4, "augment": False}),
                       recipe=TrainRecipe(epochs=8, batch_size=16, lr=1e-2))
+    torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` are skipped where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
