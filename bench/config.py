@@ -55,9 +55,25 @@ class TrainRecipe(_Strict):
     # from the training split, never the test set).
     select_on_val: bool = True
     eval_batch_size: PositiveInt = 1000
+    # Against overfitting (to synthetic data in particular): stop after this many epochs without a
+    # lower validation loss (None: never), and/or stochastic weight averaging over the last epochs.
+    early_stopping_patience: PositiveInt | None = None
+    swa: bool = False
+    swa_start: float = Field(0.75, gt=0, lt=1)  # fraction of the epochs after which weights are averaged
+    swa_lr: PositiveFloat | None = None  # constant learning rate during averaging; None keeps lr
     # CPU speed options; see README "Performance" for the measurements behind the defaults.
     channels_last: bool = False
     bf16_autocast: bool = False
+
+
+class SyntheticSpec(_Strict):
+    """The synthetic-data side of a comparison, identical for every strategy that synthesises."""
+
+    generator: NamedSpec
+    budget_per_class: PositiveInt  # synthetic examples per class a strategy may add in all
+    # Expected share of synthetic examples among the training draws (class-weighted sampling);
+    # 0.5 draws real and synthetic examples equally often.
+    mix_ratio: float = Field(0.5, gt=0, lt=1)
 
 
 class SuiteConfig(_Strict):
@@ -71,6 +87,7 @@ class SuiteConfig(_Strict):
     test_per_class: PositiveInt | None = None  # stratified test subset; None = the whole test set
     model: NamedSpec
     train: TrainRecipe = Field(default_factory=TrainRecipe)
+    synthetic: SyntheticSpec | None = None
     strategies: list[StrategySpec] = Field(min_length=1)
     metrics: list[str] = Field(min_length=1)
     seeds: list[NonNegativeInt] = Field(min_length=1)

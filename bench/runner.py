@@ -23,7 +23,8 @@ from bench.environment import code_version, hardware, package_versions
 from bench.errors import BenchError
 from bench.evaluation import EvalContext, check_metrics, evaluate
 from bench.progress import Progress
-from bench.registry import DATASETS, METRICS
+from bench.generator import build_generator
+from bench.registry import DATASETS, METRICS, STRATEGIES
 from bench.results import SCHEMA_VERSION, cell_path, read_result, write_result
 from bench.strategy import build_strategy
 from bench.task import Task, build_model_spec
@@ -71,6 +72,12 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
         raise BenchError(f"primary_metric {suite.primary_metric!r} is not among the suite's metrics")
     model = build_model_spec(suite.model)
     strategies = [(s, build_strategy(s.name, s.params)) for s in suite.strategies]
+    for s, _ in strategies:
+        if STRATEGIES.meta(s.name).get("synthetic") and suite.synthetic is None:
+            raise BenchError(f"strategy {s.key!r} synthesises data: the suite needs a `synthetic:` section "
+                             "(generator, budget_per_class, mix_ratio)")
+    if suite.synthetic is not None:
+        build_generator(suite.synthetic.generator.name, suite.synthetic.generator.params)
     cells = []
     for ds in suite.datasets:
         DATASETS.get(ds.name)
@@ -87,6 +94,8 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
                         "model": {"name": suite.model.name, "params": _params(model)},
                         "train": suite.train.model_dump(),
                         "strategy": {"id": spec.key, "name": spec.name, "params": _params(strategy)},
+                        # Only strategies that synthesise depend on the synthetic settings.
+                        "synthetic": suite.synthetic.model_dump() if STRATEGIES.meta(spec.name).get("synthetic") else None,
                         "metrics": list(suite.metrics),
                         "seed": seed,
                     }
@@ -182,7 +191,8 @@ def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.
         try:
             np.random.seed(cell.seed)  # for third-party code that draws from numpy's global generator
             task = Task.build(data, cell.budget, suite.val_per_class, cell.seed, suite.model, suite.train,
-                              test_per_class=suite.test_per_class, device=str(device), quiet=quiet)
+                              test_per_class=suite.test_per_class, synthetic=suite.synthetic,
+                              device=str(device), quiet=quiet)
             strategy = build_strategy(cell.strategy.name, cell.strategy.params)
             result = strategy.run(task)
             phases["strategy_seconds"] = meter.record()["wall_seconds"]

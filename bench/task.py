@@ -9,12 +9,12 @@ score). Strategies of one comparison therefore see the very same real data.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from bench.config import NamedSpec, TrainRecipe
+from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.data import DatasetSplits, Split
 from bench.errors import BenchError
 from bench.registry import MODELS
@@ -66,9 +66,9 @@ class Task:
     pool: Split  # unused real training examples, labels hidden by convention (active methods score them)
     model: NamedSpec
     recipe: TrainRecipe
+    synthetic: SyntheticSpec | None = None  # generator, synthetic budget and mixing ratio, if the suite has them
     device: str = "cpu"
     quiet: bool = True
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -80,6 +80,7 @@ class Task:
         model: NamedSpec,
         recipe: TrainRecipe,
         test_per_class: int | None = None,
+        synthetic: SyntheticSpec | None = None,
         device: str = "cpu",
         quiet: bool = True,
     ) -> "Task":
@@ -90,19 +91,21 @@ class Task:
             (te,) = stratified_indices(test.y, [test_per_class], seed=0, what="the test subset")
             test = test.subset(te)
         return cls(data=data, budget=budget, seed=seed, train=data.train.subset(tr), val=data.train.subset(va),
-                   test=test, pool=data.train.subset(pool), model=model, recipe=recipe, device=device, quiet=quiet)
+                   test=test, pool=data.train.subset(pool), model=model, recipe=recipe, synthetic=synthetic,
+                   device=device, quiet=quiet)
 
     @property
     def num_classes(self) -> int:
         return self.data.num_classes
 
     def fit(self, train: Split | None = None, *, seed: int | None = None, recipe: TrainRecipe | None = None,
-            sample_weight: np.ndarray | None = None, label: str = "train"):
-        """Train a fresh task model on `train` (default: the real budget) with the task's recipe."""
+            label: str = "train", **options: Any):
+        """Train the task model on `train` (default: the real budget) with the task's recipe (or
+        `recipe`); `options` go to bench.training.fit_classifier (sample_weight, teacher, kl_weight, init)."""
         from bench.training import fit_classifier
 
         return fit_classifier(
             build_model_spec(self.model), recipe or self.recipe, train if train is not None else self.train,
             self.val, self.num_classes, device=self.device, seed=self.seed if seed is None else seed,
-            sample_weight=sample_weight, quiet=self.quiet, label=label,
+            quiet=self.quiet, label=label, **options,
         )

@@ -37,8 +37,12 @@ def autocast(device: torch.device, enabled: bool):
 
 
 def train_epoch(module: nn.Module, opt: torch.optim.Optimizer, spec: Any, X: torch.Tensor, Y: torch.Tensor,
-                order: torch.Tensor, batch_size: int, generator: torch.Generator, recipe: TrainRecipe) -> float:
-    """One pass over `order` (indices into X, Y); returns the mean training loss."""
+                order: torch.Tensor, batch_size: int, generator: torch.Generator, recipe: TrainRecipe,
+                teacher: torch.Tensor | None = None, kl_weight: float = 0.0) -> float:
+    """One pass over `order` (indices into X, Y); returns the mean training loss.
+
+    With `teacher` (N, C probabilities; NaN rows have none) and kl_weight > 0 the loss adds
+    kl_weight * KL(teacher || model) over the batch rows that have a teacher distribution."""
     module.train()
     device = Y.device
     total, n = torch.zeros((), device=device), 0
@@ -48,7 +52,14 @@ def train_epoch(module: nn.Module, opt: torch.optim.Optimizer, spec: Any, X: tor
         if recipe.channels_last and xb.dim() == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(device, recipe.bf16_autocast):
-            loss = F.cross_entropy(module(xb), Y[idx])
+            logits = module(xb)
+            loss = F.cross_entropy(logits, Y[idx])
+        if teacher is not None and kl_weight > 0:
+            t = teacher[idx]
+            has = ~torch.isnan(t[:, 0])
+            if bool(has.any()):
+                log_p = F.log_softmax(logits[has].float(), dim=1)
+                loss = loss + kl_weight * F.kl_div(log_p, t[has], reduction="batchmean")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -92,13 +103,19 @@ class Classifier:
 
 def fit_classifier(spec: Any, recipe: TrainRecipe, train: Split, val: Split | None, num_classes: int,
                    device: str | torch.device = "cpu", seed: int = 0, sample_weight: np.ndarray | None = None,
+                   teacher: np.ndarray | None = None, kl_weight: float = 0.0, init: nn.Module | None = None,
                    quiet: bool = True, label: str = "train") -> Classifier:
-    """Train a fresh network of `spec` on `train`. With `sample_weight`, each epoch draws len(train)
-    examples with replacement in proportion to the weights (class-weighted sampling)."""
+    """Train a network of `spec` on `train`: a fresh one, or a copy of `init` (warm start).
+
+    sample_weight: each epoch draws len(train) examples with replacement in proportion to the weights
+      (class-weighted sampling of real and synthetic data).
+    teacher, kl_weight: per-example target distributions for the KL term of `train_epoch`.
+    The recipe's select_on_val, early_stopping_patience and swa act on the validation loss.
+    """
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)  # batch order and augmentation; CPU generator on every device
-    module = spec.build(train, num_classes).to(device)
+    module = (copy.deepcopy(init) if init is not None else spec.build(train, num_classes)).to(device)
     if recipe.channels_last:
         module = module.to(memory_format=torch.channels_last)
     opt = make_optimizer(recipe, module.parameters())
@@ -107,8 +124,14 @@ def fit_classifier(spec: Any, recipe: TrainRecipe, train: Split, val: Split | No
     Xv = spec.to_tensor(val.x).to(device) if val is not None and len(val) else None
     Yv = torch.as_tensor(np.asarray(val.y), dtype=torch.long, device=device) if Xv is not None else None
     weights = None if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.double)
+    T = None if teacher is None else torch.as_tensor(teacher, dtype=torch.float32, device=device)
+    swa_model, swa_from = None, recipe.epochs
+    if recipe.swa:
+        swa_model = torch.optim.swa_utils.AveragedModel(module)
+        swa_from = int(recipe.swa_start * recipe.epochs)
+        swa_sched = torch.optim.swa_utils.SWALR(opt, swa_lr=recipe.swa_lr or recipe.lr, anneal_epochs=1)
     clf = Classifier(module, spec, recipe, device)
-    best_loss, best_state = math.inf, None
+    best_loss, best_state, stale = math.inf, None, 0
     with current().task(f"  {label}", total=recipe.epochs, transient=True) as bar:
         for epoch in range(recipe.epochs):
             if weights is None:
@@ -116,18 +139,38 @@ def fit_classifier(spec: Any, recipe: TrainRecipe, train: Split, val: Split | No
             else:
                 order = torch.multinomial(weights, len(Y), replacement=True, generator=gen)
             record = {"epoch": epoch, "train_loss": train_epoch(module, opt, spec, X, Y, order.to(device),
-                                                                recipe.batch_size, gen, recipe)}
+                                                                recipe.batch_size, gen, recipe, T, kl_weight)}
+            if swa_model is not None and epoch >= swa_from:
+                swa_model.update_parameters(module)
+                swa_sched.step()
             if Xv is not None:
                 logits = predict_logits(module, spec, Xv, recipe.eval_batch_size, recipe)
                 record["val_loss"] = float(F.cross_entropy(logits, Yv))
                 record["val_accuracy"] = float((logits.argmax(1) == Yv).double().mean())
-                if recipe.select_on_val and record["val_loss"] < best_loss:
-                    best_loss, clf.best_epoch = record["val_loss"], epoch
-                    best_state = copy.deepcopy(module.state_dict())
+                if record["val_loss"] < best_loss:
+                    best_loss, stale = record["val_loss"], 0
+                    if recipe.select_on_val and swa_model is None:
+                        clf.best_epoch, best_state = epoch, copy.deepcopy(module.state_dict())
+                else:
+                    stale += 1
             clf.history.append(record)
             status = f"loss {record['train_loss']:.3f}" + (f" val acc {record['val_accuracy']:.3f}" if Xv is not None else "")
             bar.advance(status=status)
-    if best_state is not None:
+            if recipe.early_stopping_patience is not None and stale >= recipe.early_stopping_patience:
+                break
+    if swa_model is not None and swa_model.n_averaged.item() > 0:
+        _update_bn(swa_model, spec, X, recipe)
+        clf.module = module = swa_model.module
+    elif best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
     return clf
+
+
+def _update_bn(swa_model: nn.Module, spec: Any, X: torch.Tensor, recipe: TrainRecipe) -> None:
+    """Recompute BatchNorm statistics for the averaged weights (torch.optim.swa_utils.update_bn)."""
+    batches = (spec.prepare_batch(X[i : i + recipe.batch_size], train=False, generator=None)
+               for i in range(0, len(X), recipe.batch_size))
+    if recipe.channels_last and X.dim() == 4:
+        batches = (b.contiguous(memory_format=torch.channels_last) for b in batches)
+    torch.optim.swa_utils.update_bn(batches, swa_model)

@@ -2,7 +2,7 @@
 that `bench.training` calls: build, to_tensor, prepare_batch."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -97,4 +97,57 @@ class SmallCNN:
         xb = xb.float().div_(255.0)
         if train and self.augment:
             xb = random_crop_flip(xb, self.crop_pad, generator)
+        return xb
+
+
+class Standardize(nn.Module):
+    """Feature-wise standardisation with statistics of the real training budget, stored as buffers."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class MLPNet(nn.Module):
+    """Standardise, hidden ReLU layers, then the head: dropout and a linear layer (MC dropout runs the
+    head alone)."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: list[int], dropout: float,
+                 mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Standardize(mean, std)]
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
+            width = h
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@MODELS.register("mlp", modality="tabular")
+@dataclass
+class MLP:
+    """A multilayer perceptron with dropout before its head, for numeric feature vectors."""
+
+    hidden: list[int] = field(default_factory=lambda: [64, 64])  # units per hidden layer
+    dropout: float = 0.5  # before the linear head (MC dropout needs it)
+
+    modality = "tabular"
+
+    def build(self, train: Split, num_classes: int) -> nn.Module:
+        x = np.asarray(train.x, dtype=np.float32)
+        mean, std = torch.tensor(x.mean(axis=0)), torch.tensor(x.std(axis=0)).clamp_min(1e-6)
+        return MLPNet(x.shape[1], num_classes, list(self.hidden), self.dropout, mean, std)
+
+    def to_tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.tensor(np.asarray(x, dtype=np.float32))
+
+    def prepare_batch(self, xb: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         return xb

@@ -1,3 +1,5 @@
 """Active synthesis: uncertainty estimation, targeting of the uncertain region, the generate-and-
 retrain loop and its conditional generators. Importing this package registers them."""
 from __future__ import annotations
+
+from method import active, generators  # noqa: F401

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import NamedSpec, TrainRecipe
+from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.data import DatasetSplits, Split
 from bench.task import Task
 
@@ -46,7 +46,9 @@ def tiny_task(tiny_data: DatasetSplits):
     torch.set_num_threads(1)  # a width-4 network on 8x8 images runs fastest on one thread
     yield Task.build(tiny_data, budget=10, val_per_class=5, seed=0,
                       model=NamedSpec(name="small_cnn", params={"width": 4, "augment": False}),
-                      recipe=TrainRecipe(epochs=8, batch_size=16, lr=1e-2))
+                      recipe=TrainRecipe(epochs=8, batch_size=16, lr=1e-2),
+                      synthetic=SyntheticSpec(generator=NamedSpec(name="pca_gmm", params={"components": 8}),
+                                              budget_per_class=5, mix_ratio=0.5))
     torch.set_num_threads(threads)
 
 

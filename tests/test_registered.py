@@ -12,7 +12,7 @@ import pytest
 from bench.config import load_suite
 from bench.data import DatasetSplits
 from bench.evaluation import EvalContext
-from bench.registry import DATASETS, METRICS, MODELS, STRATEGIES, SUITES
+from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES, SUITES
 from bench.results import json_safe
 from bench.runner import expand_cells, load_dataset
 from bench.config import NamedSpec
@@ -32,6 +32,27 @@ def test_strategy_runs_on_a_tiny_task(name, tiny_task):
     json.dumps(json_safe(result.log))  # the log goes into the result JSON
 
 
+@pytest.mark.parametrize("name", GENERATORS.names())
+def test_generator_fits_and_samples_conditioned_examples(name, tiny_task):
+    from bench.generator import Conditions, fitted_generator
+
+    modalities = GENERATORS.meta(name).get("modalities", ())
+    if "image" in modalities:
+        task = tiny_task
+    else:  # tabular generators are checked on the two-dimensional toy data set
+        toy = load_dataset(NamedSpec(name="toy_pockets"), data_dir=None)
+        task = Task.build(toy, budget=10, val_per_class=5, seed=0, model=NamedSpec(name="mlp"), recipe=tiny_task.recipe)
+    generator, log = fitted_generator(task, name, {})
+    assert dataclasses.is_dataclass(generator) and isinstance(getattr(generator, "version", None), int)
+    labels = np.array([0, 1, 1, 0, 1])
+    rng = np.random.default_rng(0)
+    for seeds in (None, np.asarray(task.pool.x)[:5]):
+        out = generator.sample(5, Conditions(labels=labels, seeds=seeds, strength=0.5), rng)
+        x = np.asarray(out.x)
+        assert x.shape == (5, *np.asarray(task.train.x).shape[1:]) and x.dtype == np.asarray(task.train.x).dtype
+        assert out.y.tolist() == labels.tolist()
+
+
 @pytest.mark.parametrize("name", METRICS.names())
 def test_metric_returns_finite_numbers(name, tiny_task):
     clf = tiny_task.fit()
@@ -46,9 +67,11 @@ def test_metric_returns_finite_numbers(name, tiny_task):
 def test_model_is_a_dataclass_that_trains(name, tiny_task):
     spec = MODELS.get(name)()
     assert dataclasses.is_dataclass(spec)
-    if MODELS.meta(name).get("modality") != "image":
-        pytest.skip("the tiny task is an image task")
-    task = dataclasses.replace(tiny_task, model=NamedSpec(name=name, params={}))
+    if MODELS.meta(name).get("modality") == "image":
+        task = dataclasses.replace(tiny_task, model=NamedSpec(name=name, params={}))
+    else:  # numeric feature vectors: the two-dimensional toy data set
+        toy = load_dataset(NamedSpec(name="toy_pockets"), data_dir=None)
+        task = Task.build(toy, budget=10, val_per_class=5, seed=0, model=NamedSpec(name=name), recipe=tiny_task.recipe)
     clf = task.fit(recipe=task.recipe.model_copy(update={"epochs": 1}))
     assert clf.predict_proba(task.test.x).shape == (len(task.test), task.num_classes)
 

@@ -1,0 +1,192 @@
+"""Active synthesis: the generate-where-uncertain loop.
+
+  1. Train f_0 on the real budget.
+  2. Score a pool with f_{r-1}'s uncertainty (MC dropout or a deep ensemble; score variance+entropy
+     by default, see method.uncertainty). The pool is, by default, a seeded subsample of the unused
+     real training examples, whose labels are never read (`pool: validation` scores the validation
+     split instead, for users with no unlabelled data).
+  3. The uncertain region U_tau = {x in pool : score(x) >= tau}. With `tau_mode: quantile`, tau is the
+     tau-quantile of the round-1 scores and is then held fixed, so |U_tau| can shrink as the model
+     improves (a quantile recomputed every round would keep |U_tau| constant).
+  4. Stop when |U_tau| has not shrunk for `patience` rounds, after `max_rounds`, or when the synthetic
+     budget is spent.
+  5. Generate this round's share of the synthetic budget conditioned on U_tau: seeds drawn from U_tau,
+     each with a target label drawn from the seed's predictive distribution (`label_mode: argmax`
+     takes its most likely class), varied by the generator at `strength`.
+  6. Retrain on real + all synthetic so far with class-weighted sampling (mixing ratio) and the loss
+     cross-entropy + beta * KL(f_{r-1}(x) || f_r(x)) on real examples (beta = kl_weight; 0 switches it
+     off); warm-started from f_{r-1} by default. Go to 2.
+Every round's |U_tau|, mean score, synthetic count, validation accuracy and wall time are logged.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.data import Split
+from bench.errors import BenchError
+from bench.generator import Conditions, fitted_generator
+from bench.registry import STRATEGIES
+from bench.strategy import StrategyResult
+from bench.task import Task
+from method.mixing import concat, empty_like, mix_weights
+from method.uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
+
+
+def require_synthetic(task: Task, strategy: str):
+    if task.synthetic is None:
+        raise BenchError(f"strategy {strategy!r} needs a `synthetic:` section (generator, budget) in the suite")
+    return task.synthetic
+
+
+def pool_split(task: Task, which: str, size: int | None, seed: int) -> Split:
+    """The examples active methods score: unused real training examples (labels unused) or validation."""
+    pool = task.pool if which == "unlabeled" else task.val
+    if size is not None and len(pool) > size:
+        idx = np.sort(np.random.default_rng(seed).choice(len(pool), size, replace=False))
+        pool = pool.subset(idx)
+    return pool
+
+
+def draw_labels(probs: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+    if mode == "argmax":
+        return probs.argmax(axis=1)
+    cum = probs.cumsum(axis=1)
+    u = rng.random(len(probs))[:, None] * cum[:, -1:]
+    return (u > cum).sum(axis=1).astype(np.int64)  # inverse-CDF draw, one label per row
+
+
+@STRATEGIES.register("active_synthesis", kind="method", synthetic=True)
+@dataclass
+class ActiveSynthesis:
+    uncertainty: str = "mc_dropout"  # or "ensemble"
+    passes: int = 50  # MC dropout: stochastic passes T
+    members: int = 5  # deep ensemble: independently seeded models K
+    score: str = "variance+entropy"  # or entropy, variance, bald
+    tau: float = 0.8  # a quantile in (0, 1) with tau_mode quantile, else an absolute score
+    tau_mode: str = "quantile"  # "quantile" or "absolute"
+    pool: str = "unlabeled"  # "unlabeled" (unused real training examples) or "validation"
+    pool_size: int | None = 5000  # seeded subsample of the pool scored each round; None = all of it
+    max_rounds: int = 3  # generate-and-retrain rounds after f_0
+    patience: int = 2  # stop when |U_tau| has not shrunk for this many rounds
+    strength: float = 0.5  # variation strength for the seed examples (0 = copy, 1 = ignore)
+    label_mode: str = "predictive"  # "predictive" (drawn from p(y|seed)) or "argmax"
+    guidance: bool = True  # False: seeds drawn from the whole pool (ablation: same loop, no targeting)
+    kl_weight: float = 0.1  # beta of the KL term to the previous round's predictions on real data
+    warm_start: bool = True  # retrain from f_{r-1}'s weights rather than from scratch
+    round_epochs: int | None = None  # epochs per retraining round; None: the recipe's
+    mix_ratio: float | None = None  # None: the suite's synthetic.mix_ratio
+    select_round_on_val: bool = True  # return the retrained model with the lowest validation loss
+
+    def __post_init__(self) -> None:
+        checks = [(self.uncertainty in ("mc_dropout", "ensemble"), "uncertainty must be mc_dropout or ensemble"),
+                  (self.score in SCORES, f"score must be one of {', '.join(SCORES)}"),
+                  (self.tau_mode in ("quantile", "absolute"), "tau_mode must be quantile or absolute"),
+                  (self.tau_mode != "quantile" or 0 < self.tau < 1, "a quantile tau must lie in (0, 1)"),
+                  (self.pool in ("unlabeled", "validation"), "pool must be unlabeled or validation"),
+                  (self.label_mode in ("predictive", "argmax"), "label_mode must be predictive or argmax"),
+                  (self.max_rounds >= 1 and self.patience >= 1 and self.passes >= 1 and self.members >= 2,
+                   "max_rounds, patience and passes must be >= 1, members >= 2"),
+                  (0 <= self.strength <= 1 and self.kl_weight >= 0, "strength must lie in [0, 1], kl_weight >= 0")]
+        for ok, message in checks:
+            if not ok:
+                raise TypeError(message)
+
+    def estimate(self, task: Task, models: list[Any], x: Any, round_: int) -> Uncertainty:
+        if self.uncertainty == "ensemble":
+            return ensemble(models, x)
+        return mc_dropout(models[0], x, passes=self.passes, seed=task.seed * 1000 + round_)
+
+    def fit_round(self, task: Task, round_: int, **options: Any) -> list[Any]:
+        """The round's model(s): one, or the ensemble's members (independently seeded)."""
+        k = self.members if self.uncertainty == "ensemble" else 1
+        return [task.fit(seed=task.seed * 1000 + 100 * round_ + m, label=f"round {round_} member {m}"
+                         if k > 1 else f"round {round_}", **options) for m in range(k)]
+
+    def run(self, task: Task) -> StrategyResult:
+        syn_spec = require_synthetic(task, "active_synthesis")
+        mix = syn_spec.mix_ratio if self.mix_ratio is None else self.mix_ratio
+        generator, gen_log = fitted_generator(task, syn_spec.generator.name, syn_spec.generator.params)
+        rng = np.random.default_rng([task.seed, 1])
+        total = syn_spec.budget_per_class * task.num_classes
+        per_round = math.ceil(total / self.max_rounds)
+        pool = pool_split(task, self.pool, self.pool_size, task.seed)
+        recipe = task.recipe if self.round_epochs is None else task.recipe.model_copy(update={"epochs": self.round_epochs})
+
+        start = time.perf_counter()
+        models = self.fit_round(task, 0)
+        rounds = [self._round_log(task, 0, models, 0, None, start)]
+        synthetic, sizes, threshold, stop = empty_like(task.train), [], None, "max_rounds"
+        candidates: list[tuple[float, list[Any], int]] = []
+        for r in range(1, self.max_rounds + 1):
+            start = time.perf_counter()
+            u = self.estimate(task, models, pool.x, r)
+            scores = u.score(self.score)
+            if threshold is None:
+                threshold = float(np.quantile(scores, self.tau)) if self.tau_mode == "quantile" else self.tau
+            region = np.flatnonzero(scores >= threshold)
+            sizes.append(len(region))
+            scoring = {"uncertain": len(region), "mean_score_uncertain": float(scores[region].mean()) if len(region) else None,
+                       "mean_score_pool": float(scores.mean()), "threshold": threshold}
+            if len(sizes) > self.patience and min(sizes[-self.patience:]) >= sizes[-self.patience - 1]:
+                rounds.append({"round": r, **scoring, "stopped": True})
+                stop = "converged"
+                break
+            n = min(per_round, total - len(synthetic))
+            if n <= 0 or len(region) == 0:
+                rounds.append({"round": r, **scoring, "stopped": True})
+                stop = "budget spent" if n <= 0 else "empty region"
+                break
+            chosen = rng.choice(region, n) if self.guidance else rng.choice(len(pool), n)
+            labels = draw_labels(u.mean_probs[chosen], self.label_mode, rng)
+            new = generator.sample(n, Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength), rng)
+            synthetic = concat(synthetic, new)
+            teacher = np.full((len(task.train) + len(synthetic), task.num_classes), np.nan)
+            teacher[: len(task.train)] = np.mean([m.predict_proba(task.train.x) for m in models], axis=0)
+            models = self.fit_round(task, r, train=concat(task.train, synthetic), recipe=recipe,
+                                    sample_weight=mix_weights(task.train.y, synthetic.y, mix),
+                                    teacher=teacher, kl_weight=self.kl_weight,
+                                    init=models[0].module if self.warm_start and len(models) == 1 else None)
+            rounds.append(self._round_log(task, r, models, len(synthetic), scoring, start, new_labels=labels))
+            candidates.append((rounds[-1]["val_loss"], models, r))
+        if self.select_round_on_val and candidates:
+            _, models, chosen_round = min(candidates, key=lambda c: c[0])
+        else:
+            chosen_round = candidates[-1][2] if candidates else 0
+        clf = models[0] if len(models) == 1 else EnsembleClassifier(models)
+        return StrategyResult(clf, synthetic=synthetic, log={
+            "real_examples": len(task.train), "synthetic_examples": len(synthetic), "synthetic_budget": total,
+            "mix_ratio": mix, "rounds": rounds, "stopped_because": stop, "returned_round": chosen_round,
+            "pool_size": len(pool), "generator": gen_log,
+        })
+
+    def _round_log(self, task: Task, r: int, models: list[Any], n_syn: int, scoring: dict | None, start: float,
+                   new_labels: np.ndarray | None = None) -> dict[str, Any]:
+        p = np.mean([m.predict_proba(task.val.x) for m in models], axis=0)
+        y = np.asarray(task.val.y)
+        record = {"round": r, **(scoring or {}), "synthetic_total": n_syn,
+                  "val_accuracy": float((p.argmax(1) == y).mean()),
+                  "val_loss": float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean()),
+                  "wall_seconds": time.perf_counter() - start}
+        if new_labels is not None:
+            record["new_per_class"] = np.bincount(new_labels, minlength=task.num_classes).tolist()
+        return record
+
+
+@dataclass
+class EnsembleClassifier:
+    """Averages the members' probabilities."""
+
+    members: list[Any]
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return np.mean([m.predict_proba(x) for m in self.members], axis=0)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.members[0].module
