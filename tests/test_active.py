@@ -132,3 +132,23 @@ def test_smote_adds_the_budget_per_class_between_same_class_neighbours(toy):
     for c in (0, 1):  # interpolations stay inside the class's bounding box
         real = task.train.x[task.train.y == c]
         assert (new.x[new.y == c] >= real.min(0) - 1e-6).all() and (new.x[new.y == c] <= real.max(0) + 1e-6).all()
+
+
+def test_ensemble_uncertainty_and_validation_pool_run_through_the_loop(toy, one_thread):
+    task = toy_task(toy, seed=1)
+    result = STRATEGIES.get("active_synthesis")(uncertainty="ensemble", members=3, pool="validation",
+                                                max_rounds=2, round_epochs=20, tau=0.9).run(task)
+    assert result.log["pool_size"] == len(task.val)
+    assert len(result.log["rounds"]) == 3 and result.log["synthetic_examples"] == 80
+    p = result.classifier.predict_proba(task.test.x)
+    assert p.shape == (len(task.test), 2) and (p.argmax(1) == task.test.y).mean() > 0.85
+
+
+def test_bad_parameters_are_rejected_at_build_time():
+    from bench.errors import BenchError
+    from bench.strategy import build_strategy
+
+    with pytest.raises(BenchError, match="a quantile tau must lie in"):
+        build_strategy("active_synthesis", {"tau": 1.5})
+    with pytest.raises(BenchError, match="uncertainty must be"):
+        build_strategy("active_synthesis", {"uncertainty": "laplace"})

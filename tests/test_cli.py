@@ -49,6 +49,9 @@ def one_line_error(capsys, argv: list[str], expected: str) -> None:
     (("model: {name: small_cnn, params: {width: 4}}", "model: {name: small_cnn, params: {depth: 4}}"), [],
      "model 'small_cnn': bad parameters"),
     (("datasets: [cifar10]", "datasets: [cifar11]"), [], "unknown dataset 'cifar11'"),
+    (("strategies: [real_only]", "strategies: [smote]"), [], "synthesises data: the suite needs a `synthetic:` section"),
+    (("strategies: [real_only]", "strategies: [{name: active_synthesis, params: {tau: 2}}]"), [],
+     "strategy 'active_synthesis': bad parameters"),
 ])
 def test_bad_suite_input(tmp_path, capsys, edit, argv_extra, expected):
     if edit is None:

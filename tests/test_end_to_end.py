@@ -21,8 +21,17 @@ def test_smoke_suite_end_to_end(tmp_path, capsys):
     out = tmp_path / "results"
     assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet"]) == 0
     got = results(out)
-    assert list(got) == ["smoke/cpu/cifar10/n10/real_only/seed0.json"]
+    assert sorted(got) == [f"smoke/cpu/cifar10/n10/{s}/seed0.json"
+                           for s in ("active_synthesis", "random_synthetic", "real_only", "smote")]
+    assert all(r["status"] == "ok" for r in got.values())
+    for s in ("active_synthesis", "random_synthetic", "smote"):  # each adds 10 synthetic images per class
+        log = got[f"smoke/cpu/cifar10/n10/{s}/seed0.json"]["strategy_log"]
+        assert log["synthetic_examples"] == 100 and log["mix_ratio"] == 0.5
+    active = got["smoke/cpu/cifar10/n10/active_synthesis/seed0.json"]
+    assert active["config"]["synthetic"]["budget_per_class"] == 10
+    assert [r["round"] for r in active["strategy_log"]["rounds"]] == [0, 1, 2]
     r = got["smoke/cpu/cifar10/n10/real_only/seed0.json"]
+    assert r["config"]["synthetic"] is None  # real_only does not depend on the synthetic settings
     validate_result(r)
     assert r["status"] == "ok" and r["error"] is None
     assert set(r["metrics"]) == {"accuracy", "macro_f1", "ece", "nll", "per_class_accuracy"}
@@ -39,7 +48,7 @@ def test_smoke_suite_end_to_end(tmp_path, capsys):
     path = out / "smoke/cpu/cifar10/n10/real_only/seed0.json"
     stamp = path.stat().st_mtime_ns
     assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet"]) == 0
-    assert "0 done, 1 up to date" in capsys.readouterr().out
+    assert "0 done, 4 up to date" in capsys.readouterr().out
     assert path.stat().st_mtime_ns == stamp
     assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet", "--force"]) == 0
     assert path.stat().st_mtime_ns != stamp

@@ -1,0 +1,216 @@
+"""Throughput benchmarks (pytest-benchmark): MC dropout scoring of the 10,000 CIFAR-10 test images,
+the fast path (backbone once, dropout head T times) against a deterministic forward pass and against
+T full forward passes.
+
+What is measured, in one benchmark group on the official CIFAR-10 test split (10,000 uint8 images),
+with SmallCNN (width 32, dropout 0.5) and the cifar10 suite's inference settings (channels_last,
+bfloat16 autocast, eval batch 1,000). The network is freshly initialised, not trained: the timing
+does not depend on the weights. Its normalisation statistics come from 1,000 training images (the
+suite's real-data budget), as `SmallCNN.build` reads them.
+  * `test_forward_deterministic`: one deterministic forward pass, `clf.predict_proba(x)`.
+  * `test_mc_dropout_fast_t50`: `mc_dropout(clf, x, passes=50, fast=True)`: SmallCNN's dropout sits
+    only in its `head`, so the backbone `features` runs once per image and the head 50 times.
+  * `test_mc_dropout_naive_t50_1k_x10`: `mc_dropout(clf, x, passes=50, fast=False)`: 50 full forward
+    passes. It costs about 50 forward passes (minutes on a 2-core CPU for 10,000 images), so it is
+    timed on the FIRST 1,000 TEST IMAGES (one eval batch) and the time is SCALED BY 10 to 10,000
+    images. The work is linear in the number of eval batches (10 identical batches of 1,000), so the
+    scaling is exact up to noise. pytest-benchmark's table shows the raw 1,000-image time; its
+    extra_info holds both (`measured_images`, `measured_best_s`, `scale`, and `best_s` etc. already
+    scaled to 10,000 images).
+  Each reports images/s (images scored per second, all T passes included) in extra_info.
+  * `test_mc_dropout_fast_vs_forward_ratio` (runs last): fast T=50 time <= 2.0 x the deterministic
+    forward time, each from its best round. It asserts only under `--benchmark-only`, the benchmark
+    run, and prints the ratios fast/deterministic and naive/fast and every images/s.
+
+How to run
+  pytest tests/perf/test_perf_uncertainty.py --benchmark-only -s
+  tox -e perf                                    # every file in tests/perf
+Plain test runs pass `--benchmark-skip`, which skips every test here (they are also marked `slow`,
+so `-m "not slow"` deselects them). The data files are found as `bench` finds them (BENCH_DATA_DIR,
+the shared data folder, or the user cache, downloading if needed); the decoded-array cache goes to a
+throw-away BENCH_CACHE_DIR, as in test_perf.py.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import TrainRecipe
+from bench.data import DatasetSplits, locate
+from bench.training import Classifier
+from benchmarks.cifar10 import FILES, Cifar10
+from benchmarks.models import SmallCNN
+from method.uncertainty import Uncertainty, head_only_dropout, mc_dropout
+
+pytestmark = pytest.mark.slow
+
+# The cifar10 suite's model and inference settings (benchmarks/suites/cifar10.yaml, cpu preset).
+RECIPE = TrainRecipe(channels_last=True, bf16_autocast=True, eval_batch_size=1000)
+SPEC = SmallCNN(width=32, dropout=0.5)
+NUM_CLASSES = 10
+N_BUILD = 1000  # training images whose statistics the network's input normalisation uses (suite budget)
+PASSES = 50  # T, MC dropout passes
+N_NAIVE = 1000  # test images the naive T=50 benchmark is timed on (one eval batch) ...
+NAIVE_SCALE = 10  # ... and the factor its times are scaled by to 10,000 images
+SEED = 0
+ROUNDS = 4  # timed rounds of the deterministic and fast benchmarks (after WARMUP_ROUNDS untimed)
+WARMUP_ROUNDS = 1
+NAIVE_ROUNDS = 1  # the naive benchmark: 25-45 s a round on 1,000 images on a 2-core CPU; no warm-up round
+MAX_FAST_RATIO = 2.0  # fast T=50 time must be at most this multiple of one deterministic pass
+GROUP = "cifar10-mc-dropout"
+
+# Filled by the benchmarks, read by test_mc_dropout_fast_vs_forward_ratio: name -> {metric: value}.
+_RESULTS: dict[str, dict[str, float]] = {}
+
+
+# --------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A throw-away BENCH_CACHE_DIR for the whole module. The data folder is resolved first, with the
+    user's settings, and pinned through BENCH_DATA_DIR, so only the decoded-array cache moves."""
+    data_folder = locate("cifar10", FILES)  # .../cifar10 (may download into the user cache, as `bench` would)
+    cache_dir = tmp_path_factory.mktemp("bench-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_DATA_DIR", str(data_folder.parent))
+        mp.setenv("BENCH_CACHE_DIR", str(cache_dir))
+        yield cache_dir
+
+
+@pytest.fixture(scope="module")
+def cifar10(cache_env: Path) -> DatasetSplits:
+    data = Cifar10().load()
+    assert len(data.test) == 10_000
+    return data
+
+
+@pytest.fixture(scope="module")
+def x_test(cifar10: DatasetSplits) -> np.ndarray:
+    """The official test split, uint8 (10000, 32, 32, 3)."""
+    return cifar10.test.x
+
+
+@pytest.fixture(scope="module")
+def clf(cifar10: DatasetSplits) -> Classifier:
+    """SmallCNN (width 32, dropout 0.5), freshly initialised, in the layout `fit_classifier` leaves a
+    trained one (channels_last, eval mode)."""
+    idx = np.sort(np.random.default_rng(SEED).choice(len(cifar10.train), N_BUILD, replace=False))
+    torch.manual_seed(SEED)
+    module = SPEC.build(cifar10.train.subset(idx), NUM_CLASSES).to(memory_format=torch.channels_last).eval()
+    assert head_only_dropout(module), "SmallCNN's dropout is expected in its head only (the fast path)"
+    return Classifier(module=module, spec=SPEC, recipe=RECIPE, device=torch.device("cpu"))
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _record(benchmark: Any, name: str, images: int, passes: int, measured_images: int | None = None) -> None:
+    """Put times (s per 10,000-image run) and images/s of the best and the median round into
+    extra_info and _RESULTS. With `measured_images`, the rounds covered that many images and the
+    times are scaled linearly to `images`."""
+    if benchmark.stats is None:  # --benchmark-disable: the target ran once, untimed
+        return
+    stats = benchmark.stats.stats
+    scale = images / measured_images if measured_images else 1.0
+    best, median = stats.min * scale, stats.median * scale
+    out: dict[str, float] = {
+        "images": float(images),
+        "passes": float(passes),
+        "best_s": best,  # s per round (scaled to `images` when extrapolated)
+        "median_s": median,
+        "images_per_s": images / best,  # best round; an image counts once, with all its passes
+        "images_per_s_median": images / median,
+        "torch_threads": float(torch.get_num_threads()),
+    }
+    if measured_images:
+        out.update({"measured_images": float(measured_images), "scale": scale,
+                    "measured_best_s": stats.min, "measured_median_s": stats.median})
+    benchmark.extra_info.update(out)
+    if measured_images:
+        benchmark.extra_info["note"] = (f"timed on the first {measured_images} test images; best_s, median_s and "
+                                        f"images_per_s are scaled x{scale:g} to {images} images")
+    _RESULTS[name] = out
+
+
+def _check_mc(u: Uncertainty, n: int) -> None:
+    assert u.samples.shape == (PASSES, n, NUM_CLASSES)
+    assert np.isfinite(u.samples).all()
+    np.testing.assert_allclose(u.samples.sum(axis=-1), 1.0, atol=1e-5)
+    assert float(u.variance.mean()) > 0, "the passes do not differ: dropout was not active"
+
+
+# ------------------------------------------------------------------------------------- benchmarks
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_forward_deterministic(benchmark: Any, clf: Classifier, x_test: np.ndarray) -> None:
+    probs = benchmark.pedantic(clf.predict_proba, args=(x_test,), rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS)
+    assert probs.shape == (len(x_test), NUM_CLASSES)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    _record(benchmark, "deterministic", len(x_test), passes=1)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_mc_dropout_fast_t50(benchmark: Any, clf: Classifier, x_test: np.ndarray) -> None:
+    u = benchmark.pedantic(lambda: mc_dropout(clf, x_test, passes=PASSES, fast=True, seed=SEED),
+                           rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS)
+    _check_mc(u, len(x_test))
+    _record(benchmark, "fast", len(x_test), passes=PASSES)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_mc_dropout_naive_t50_1k_x10(benchmark: Any, clf: Classifier, x_test: np.ndarray) -> None:
+    """T=50 full forward passes, timed on the first N_NAIVE (1,000) test images and scaled by
+    NAIVE_SCALE (10) to the 10,000 of the other benchmarks (see the module docstring)."""
+    x_sub = x_test[:N_NAIVE]
+    assert N_NAIVE * NAIVE_SCALE == len(x_test) and N_NAIVE % RECIPE.eval_batch_size == 0
+    u = benchmark.pedantic(lambda: mc_dropout(clf, x_sub, passes=PASSES, fast=False, seed=SEED),
+                           rounds=NAIVE_ROUNDS, warmup_rounds=0)
+    _check_mc(u, len(x_sub))
+    _record(benchmark, "naive", len(x_test), passes=PASSES, measured_images=len(x_sub))
+
+
+@pytest.mark.benchmark(group="summary")
+def test_mc_dropout_fast_vs_forward_ratio(benchmark: Any, request: pytest.FixtureRequest,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs after the three benchmarks (file order). A speed target: checked only under
+    --benchmark-only."""
+    if not request.config.getoption("benchmark_only"):
+        pytest.skip("the speed target is checked only in the benchmark run (--benchmark-only)")
+    if "deterministic" not in _RESULTS or "fast" not in _RESULTS:
+        pytest.skip("the deterministic and fast benchmarks did not both run (deselected, failed or --benchmark-disable)")
+    det, fast, naive = _RESULTS["deterministic"], _RESULTS["fast"], _RESULTS.get("naive")
+    ratio: float = benchmark.pedantic(lambda: fast["best_s"] / det["best_s"], rounds=1)
+    median_ratio = fast["median_s"] / det["median_s"]
+    info: dict[str, float] = {"fast_over_deterministic": ratio, "fast_over_deterministic_median": median_ratio,
+                              "torch_threads": torch.get_num_threads()}
+    if naive is not None:
+        info["naive_over_fast"] = naive["best_s"] / fast["best_s"]
+        info["naive_over_fast_median"] = naive["median_s"] / fast["median_s"]
+    benchmark.extra_info.update(info)
+
+    lines = ["", f"MC dropout summary, 10,000 CIFAR-10 test images, T={PASSES} (best round; median in brackets; "
+                 f"torch threads {torch.get_num_threads()})"]
+    labels = (("deterministic", "forward, deterministic"), ("fast", f"MC T={PASSES}, fast"),
+              ("naive", f"MC T={PASSES}, naive (1k x10)"))
+    for name, label in labels:
+        if name in _RESULTS:
+            r = _RESULTS[name]
+            lines.append(f"  {label:29s}: {r['best_s']:7.2f} s ({r['median_s']:.2f} s) = "
+                         f"{r['images_per_s']:8,.0f} images/s ({r['images_per_s_median']:,.0f})")
+    lines.append(f"  {'fast / deterministic time':29s}: {ratio:.3f} ({median_ratio:.3f}); target <= {MAX_FAST_RATIO:.1f}")
+    if naive is not None:
+        lines.append(f"  {'naive / fast time':29s}: {info['naive_over_fast']:.1f} ({info['naive_over_fast_median']:.1f})")
+    with capsys.disabled():
+        print("\n".join(lines))
+
+    assert ratio <= MAX_FAST_RATIO, (
+        f"MC dropout T={PASSES} (fast path) takes {fast['best_s']:.2f} s, {ratio:.2f} x one deterministic "
+        f"forward pass ({det['best_s']:.2f} s) over the 10,000 test images (target <= {MAX_FAST_RATIO})"
+    )
