@@ -21,7 +21,6 @@ import os
 import pickle
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np

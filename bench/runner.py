@@ -17,13 +17,13 @@ import torch
 
 from bench import __version__
 from bench.compute import ComputeMeter
-from bench.config import SuiteConfig, StrategySpec, NamedSpec, config_hash
+from bench.config import NamedSpec, StrategySpec, SuiteConfig, config_hash
 from bench.data import DatasetSplits
 from bench.environment import code_version, hardware, package_versions
 from bench.errors import BenchError
 from bench.evaluation import EvalContext, check_metrics, evaluate
-from bench.progress import Progress
 from bench.generator import build_generator
+from bench.progress import Progress
 from bench.registry import DATASETS, METRICS, STRATEGIES
 from bench.results import SCHEMA_VERSION, cell_path, read_result, write_result
 from bench.strategy import build_strategy

@@ -29,5 +29,5 @@ def build_strategy(name: str, params: dict[str, Any]) -> Any:
     cls = STRATEGIES.get(name)
     try:
         return cls(**params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise BenchError(f"strategy {name!r}: bad parameters {params}: {exc}") from None

@@ -21,8 +21,8 @@ from bench.registry import MODELS
 
 
 def stratified_indices(y: np.ndarray, counts: list[int], seed: int, what: str = "split") -> list[np.ndarray]:
-    """Partition indices into consecutive per-class chunks of the given sizes (the last chunk may be
-    None-sized: see `split_budget`). Returns one sorted index array per requested count."""
+    """For each requested count, that many indices of every class, disjoint across counts, drawn by a
+    seeded shuffle of each class. Returns one sorted index array per count."""
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in counts]
     for c in np.unique(y):

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from bench.data import Split
 from bench.errors import BenchError
@@ -95,7 +94,7 @@ class ActiveSynthesis:
                   (0 <= self.strength <= 1 and self.kl_weight >= 0, "strength must lie in [0, 1], kl_weight >= 0")]
         for ok, message in checks:
             if not ok:
-                raise TypeError(message)
+                raise ValueError(message)
 
     def estimate(self, task: Task, models: list[Any], x: Any, round_: int) -> Uncertainty:
         if self.uncertainty == "ensemble":
@@ -186,7 +185,3 @@ class EnsembleClassifier:
 
     def predict_proba(self, x: Any) -> np.ndarray:
         return np.mean([m.predict_proba(x) for m in self.members], axis=0)
-
-    @property
-    def module(self) -> torch.nn.Module:
-        return self.members[0].module

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import multiclass_accuracy, multiclass_calibration_error, multiclass_f1_score
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_calibration_error,
+    multiclass_f1_score,
+)
 
 from bench.evaluation import EvalContext
 from bench.registry import METRICS

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.smote import smote_samples
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.generator import Conditions, fitted_generator
 from bench.registry import DATASETS, STRATEGIES
 from bench.task import Task
-from baselines.smote import smote_samples
 from method.mixing import mix_weights
 from method.uncertainty import mc_dropout
 
@@ -92,7 +92,6 @@ def test_loop_logs_every_round_and_stops_when_the_region_stops_shrinking(toy, on
 def test_strategies_of_one_comparison_share_the_fitted_generator(toy):
     task = Task.build(toy, budget=5, val_per_class=5, seed=0, model=NamedSpec(name="mlp"), recipe=TrainRecipe(),
                       synthetic=None)
-    task.data = task.data  # same task for both calls
     g1, log1 = fitted_generator(task, "pca_gmm", {"components": 2})
     g2, log2 = fitted_generator(task, "pca_gmm", {"components": 2})
     assert log1["key"] == log2["key"] and log2["cached"] and not log1["cached"]

@@ -9,13 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from bench.config import load_suite
+from bench.config import NamedSpec, load_suite
 from bench.data import DatasetSplits
 from bench.evaluation import EvalContext
 from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES, SUITES
 from bench.results import json_safe
 from bench.runner import expand_cells, load_dataset
-from bench.config import NamedSpec
 from bench.strategy import StrategyResult, build_strategy
 from bench.task import Task
 

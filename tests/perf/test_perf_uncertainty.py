@@ -32,7 +32,6 @@ throw-away BENCH_CACHE_DIR, as in test_perf.py.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
