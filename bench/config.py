@@ -98,7 +98,8 @@ class SuiteConfig(_Strict):
     train: TrainRecipe = Field(default_factory=TrainRecipe)
     synthetic: SyntheticSpec | None = None
     strategies: list[StrategySpec] = Field(min_length=1)
-    metrics: list[str] = Field(min_length=1)
+    # A metric is a name, or {name, params} for metrics with parameters (e.g. sample counts).
+    metrics: list[NamedSpec] = Field(min_length=1)
     seeds: list[NonNegativeInt] = Field(min_length=1)
     preset: str = DEFAULT_PRESET  # filled in by load_suite; not written in the file
 
@@ -106,6 +107,28 @@ class SuiteConfig(_Strict):
     @classmethod
     def _names_to_specs(cls, v: Any) -> Any:
         return [{"name": d} if isinstance(d, str) else d for d in v] if isinstance(v, list) else v
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_names_to_specs(cls, v: Any) -> Any:
+        return [{"name": m} if isinstance(m, str) else m for m in v] if isinstance(v, list) else v
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_metrics(cls, v: list[NamedSpec]) -> list[NamedSpec]:
+        names = [m.name for m in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"metrics must be unique, repeated: {', '.join(dup)}")
+        return v
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def metric_record(self) -> list[Any]:
+        """The metrics as written into a cell's config: a plain name unless it has parameters."""
+        return [m.name if not m.params else m.model_dump() for m in self.metrics]
 
     @field_validator("strategies", mode="before")
     @classmethod

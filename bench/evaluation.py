@@ -5,10 +5,13 @@ A metric is a function registered in `bench.registry.METRICS` with its direction
     @METRICS.register("accuracy", higher_is_better=True, modalities=("image", "tabular", "text"))
     def accuracy(ctx: EvalContext) -> float: ...
 
-It returns a float, or a dict of floats (e.g. one per class). Direction lives with the metric.
+It returns a float, a dict of floats (e.g. one per class), or None where it does not apply (an
+image-quality metric for a strategy without synthetic data). Keyword parameters after `ctx` come
+from the suite (`metrics: [{name: fid, params: {samples: 500}}]`). Direction lives with the metric.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -41,11 +44,23 @@ def check_metrics(names: list[str], modality: str) -> None:
             raise BenchError(f"metric {name!r} does not apply to {modality} data (only {', '.join(mods)})")
 
 
-def evaluate(names: list[str], ctx: EvalContext) -> dict[str, dict[str, Any]]:
+def check_metric_params(name: str, params: dict[str, Any]) -> None:
+    """Fail before any training when a suite gives a metric parameters it does not take."""
+    try:
+        inspect.signature(METRICS.get(name)).bind(None, **params)
+    except TypeError as exc:
+        raise BenchError(f"metric {name!r}: bad parameters {params}: {exc}") from None
+
+
+def evaluate(specs: list[Any], ctx: EvalContext) -> dict[str, dict[str, Any]]:
+    """Each metric of `specs` (bench.config.NamedSpec: name and params) on `ctx`."""
     out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        value = METRICS.get(name)(ctx)
-        if isinstance(value, dict):
+    for spec in specs:
+        name = spec.name
+        value = METRICS.get(name)(ctx, **spec.params)
+        if value is None:
+            pass
+        elif isinstance(value, dict):
             value = {str(k): _finite(v) for k, v in value.items()}
         else:
             value = _finite(value)

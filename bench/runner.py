@@ -21,10 +21,10 @@ from bench.config import NamedSpec, StrategySpec, SuiteConfig, config_hash
 from bench.data import DatasetSplits
 from bench.environment import code_version, hardware, package_versions
 from bench.errors import BenchError
-from bench.evaluation import EvalContext, check_metrics, evaluate
+from bench.evaluation import EvalContext, check_metric_params, check_metrics, evaluate
 from bench.generator import build_generator
 from bench.progress import Progress
-from bench.registry import DATASETS, METRICS, STRATEGIES
+from bench.registry import DATASETS, STRATEGIES
 from bench.results import SCHEMA_VERSION, cell_path, read_result, write_result
 from bench.strategy import build_strategy
 from bench.task import Task, build_model_spec
@@ -66,9 +66,9 @@ def resolve_device(device: str) -> torch.device:
 def expand_cells(suite: SuiteConfig) -> list[Cell]:
     """Every (dataset, budget, strategy, seed) of the suite with its resolved config; builds each
     component once so that unknown names and bad parameters fail before any work starts."""
-    for name in suite.metrics:
-        METRICS.get(name)
-    if suite.primary_metric not in suite.metrics:
+    for spec in suite.metrics:
+        check_metric_params(spec.name, spec.params)
+    if suite.primary_metric not in suite.metric_names:
         raise BenchError(f"primary_metric {suite.primary_metric!r} is not among the suite's metrics")
     model = build_model_spec(suite.model)
     strategies = [(s, build_strategy(s.name, s.params)) for s in suite.strategies]
@@ -81,7 +81,7 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
     cells = []
     for ds in suite.datasets:
         DATASETS.get(ds.name)
-        check_metrics(suite.metrics, DATASETS.meta(ds.name).get("modality", ""))
+        check_metrics(suite.metric_names, DATASETS.meta(ds.name).get("modality", ""))
         for budget in suite.budgets:
             for spec, strategy in strategies:
                 for seed in suite.seeds:
@@ -96,7 +96,7 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
                         "strategy": {"id": spec.key, "name": spec.name, "params": _params(strategy)},
                         # Only strategies that synthesise depend on the synthetic settings.
                         "synthetic": suite.synthetic.model_dump() if STRATEGIES.meta(spec.name).get("synthetic") else None,
-                        "metrics": list(suite.metrics),
+                        "metrics": suite.metric_record(),
                         "seed": seed,
                     }
                     cells.append(Cell(ds, budget, spec, seed, config))

@@ -43,6 +43,8 @@ def one_line_error(capsys, argv: list[str], expected: str) -> None:
     (None, None, "unknown suite 'cifar100'"),
     (("strategies: [real_only]", "strategies: [real_onyl]"), [], "unknown strategy 'real_onyl'. Did you mean 'real_only'?"),
     (("metrics: [accuracy]", "metrics: [accuracy, acuracy]"), [], "unknown metric 'acuracy'"),
+    (("metrics: [accuracy]", "metrics: [{name: accuracy, params: {samples: 5}}]"), [], "metric 'accuracy': bad parameters"),
+    (("metrics: [accuracy]", "metrics: [accuracy, accuracy]"), [], "metrics must be unique"),
     (("seeds: [0]", "seeds: [0"), [], "malformed YAML"),
     (("budgets: [2]", "budgets: [two]"), [], "budgets.0: Input should be a valid integer"),
     (("budgets: [2]", "budgets: [-2]"), [], "budgets.0: Input should be greater than 0"),

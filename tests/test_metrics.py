@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bench.config import NamedSpec
 from bench.evaluation import EvalContext, evaluate
 from bench.registry import METRICS
 
@@ -44,7 +45,7 @@ def test_ece_by_hand():
 
 
 def test_evaluate_records_direction_from_the_registry():
-    out = evaluate(["accuracy", "nll", "per_class_accuracy"], ctx(P, Y))
+    out = evaluate([NamedSpec(name=n) for n in ("accuracy", "nll", "per_class_accuracy")], ctx(P, Y))
     assert out["accuracy"] == {"value": pytest.approx(0.75), "higher_is_better": True}
     assert out["nll"]["higher_is_better"] is False
     assert set(out["per_class_accuracy"]["value"]) == {"a", "b"}

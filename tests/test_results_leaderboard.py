@@ -69,6 +69,7 @@ def test_write_is_atomic_and_an_invalid_record_never_replaces_a_good_one(tmp_pat
         write_result(path, bad)
     assert path.read_text() == before
     assert [p.name for p in path.parent.iterdir()] == ["seed0.json"]  # no temp file left behind
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by others, like any file the user writes
 
 
 def test_nan_is_written_as_null(tmp_path):
