@@ -57,3 +57,37 @@ def test_class_weighted_sampling_draws_by_weight(tiny_task):
     w = (tiny_task.train.y == 0).astype(float)
     clf = tiny_task.fit(sample_weight=w)
     assert (clf.predict_proba(tiny_task.test.x).argmax(1) == 0).mean() > 0.9
+
+
+def test_early_stopping_ends_training_after_patience_epochs_without_improvement(tiny_task):
+    recipe = tiny_task.recipe.model_copy(update={"epochs": 60, "early_stopping_patience": 2, "lr": 0.05})
+    clf = tiny_task.fit(recipe=recipe)
+    losses = [h["val_loss"] for h in clf.history]
+    assert len(losses) < 60
+    best = int(np.argmin(losses))
+    assert len(losses) == best + 3  # the best epoch, then two without a lower validation loss
+    assert clf.best_epoch == best
+
+
+def test_swa_averages_the_last_epochs(tiny_task):
+    recipe = tiny_task.recipe.model_copy(update={"epochs": 8, "swa": True, "swa_start": 0.5, "swa_lr": 1e-3})
+    clf = tiny_task.fit(recipe=recipe)
+    from torch.optim.swa_utils import AveragedModel
+
+    assert not isinstance(clf.module, AveragedModel)  # the averaged network itself is returned
+    assert clf.best_epoch is None  # no per-epoch selection with SWA
+    p = clf.predict_proba(tiny_task.test.x)
+    assert (p.argmax(1) == tiny_task.test.y).mean() > 0.6
+    plain = tiny_task.fit(recipe=recipe.model_copy(update={"swa": False}))
+    assert not np.allclose(p, plain.predict_proba(tiny_task.test.x))
+
+
+def test_kl_term_pulls_towards_the_teacher(tiny_task):
+    # A teacher that puts all mass on class 0 for every real example: with a large weight the
+    # network follows the teacher rather than the labels.
+    teacher = np.zeros((len(tiny_task.train), 3))
+    teacher[:, 0] = 1.0
+    clf = tiny_task.fit(teacher=teacher, kl_weight=50.0)
+    assert (clf.predict_proba(tiny_task.test.x).argmax(1) == 0).mean() > 0.9
+    free = tiny_task.fit(teacher=teacher, kl_weight=0.0)
+    assert (free.predict_proba(tiny_task.test.x).argmax(1) == 0).mean() < 0.6
