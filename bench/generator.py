@@ -63,7 +63,9 @@ def generator_key(name: str, generator: Any, dataset: str, budget: int, seed: in
     record = {
         "generator": name,
         "version": getattr(generator, "version", 0),
-        "params": dataclasses.asdict(generator) if dataclasses.is_dataclass(generator) else vars(generator),
+        # The device is where the fit ran, not what was fitted: it does not enter the key.
+        "params": {k: v for k, v in (dataclasses.asdict(generator) if dataclasses.is_dataclass(generator)
+                                     else vars(generator)).items() if k != "device"},
         "dataset": dataset,
         "budget": budget,
         "seed": seed,
@@ -81,12 +83,19 @@ def fitted_generator(task: Any, name: str, params: dict[str, Any]) -> tuple[Any,
     generator = build_generator(name, params)
     key = generator_key(name, generator, task.data.name, task.budget, task.seed, task.train)
     path = cache_root() / "generators" / f"{name}-{key[:32]}.pkl"
+    # A generator with a `device` parameter left at "auto" runs where the task runs (--device).
+    follow_task = hasattr(generator, "device") and params.get("device", "auto") == "auto"
     if path.is_file():
         try:
             with open(path, "rb") as f:
-                return pickle.load(f), {"name": name, "key": key, "cached": True}
+                cached = pickle.load(f)
+            if follow_task:
+                cached.device = task.device
+            return cached, {"name": name, "key": key, "cached": True}
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
             pass  # a damaged or outdated entry is refitted below
+    if follow_task:
+        generator.device = task.device
     start = time.perf_counter()
     generator.fit(task.train, task.num_classes, task.seed)
     seconds = time.perf_counter() - start

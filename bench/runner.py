@@ -56,9 +56,11 @@ class RunSummary:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda was asked for but torch sees no CUDA device")
-    if device not in ("cpu", "cuda"):
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise BenchError(f"device {device!r} was asked for but torch sees no CUDA device")
+        return torch.device(device)
+    if device != "cpu":
         raise BenchError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
 

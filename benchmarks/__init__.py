@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.registry import SUITES
-from benchmarks import cifar10, models, toy  # noqa: F401  (registration happens at import)
+from benchmarks import cifar10, models, pneumoniamnist, toy, utkface  # noqa: F401  (registration happens at import)
 
 SUITES_DIR = Path(__file__).parent / "suites"
 

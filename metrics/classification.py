@@ -18,7 +18,8 @@ ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. 2017
 
 
 def _tensors(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.asarray(ctx.probs, dtype=np.float64)), torch.from_numpy(np.asarray(ctx.y_true, dtype=np.int64))
+    # torch.tensor copies: the labels may be a read-only memory map of the cached data set.
+    return torch.tensor(np.asarray(ctx.probs, dtype=np.float64)), torch.tensor(np.asarray(ctx.y_true, dtype=np.int64))
 
 
 @METRICS.register("accuracy", higher_is_better=True, modalities=ALL)

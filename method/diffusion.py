@@ -1,0 +1,284 @@
+"""A class-conditional diffusion generator for images, trained from scratch on the real-data budget.
+
+diffusers' `UNet2DModel` with a class embedding (one extra "null" class for classifier-free guidance)
+is trained as a DDPM (MSE on the v-prediction target by default, or on the noise; `DDPMScheduler`'s cosine
+noise schedule; AdamW, cosine learning rate with warm-up, EMA of the weights through
+`diffusers.training_utils.EMAModel`). Samples come from `DPMSolverMultistepScheduler` (DPM-Solver++ 2M)
+in `sample_steps` network evaluations (twice that batch size with classifier-free guidance).
+
+Targeted generation:
+  - plain class-conditional sampling (no seeds, or strength 1);
+  - image-to-image variation by SDEdit (Meng et al. 2022): each seed is noised to the timestep
+    t0 = strength * (T - 1) (`add_noise`) and denoised from there with the target label, in
+    ceil(strength * sample_steps) steps; strength 0 returns the seed unchanged.
+
+Images are uint8 (N, H, W, C) with C = 1 or 3 (or (N, H, W)); they are scaled to [-1, 1], laid out NCHW
+and padded (edge replication) to a multiple of the UNet's total down-sampling factor, and samples are
+cropped back to the input size.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.data import Split
+from bench.generator import Conditions
+from bench.progress import current
+from bench.registry import GENERATORS
+from bench.runner import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
+
+
+@GENERATORS.register("diffusion", modalities=("image",))
+@dataclass
+class ClassConditionalDiffusion:
+    """A class-conditional DDPM (diffusers UNet2DModel) trained on the real images.
+
+    The defaults are sized for the 2-core CPU: a 1.07 M-parameter UNet, 1,500 steps at batch 64 with
+    bfloat16 autocast. Measured on 1,000 CIFAR-10 images (32x32, 100 per class) on the shared reference
+    CPU: about 1.05 CPU-seconds per step on one thread, i.e. ~26 min for a fit on one core (an estimated
+    12-16 min on two idle cores); sampling 1,000 images in 20 steps: 82 s on one thread, 45 s on two;
+    SDEdit at strength 0.5 half that. Cheaper: batch_size 32 (0.50 CPU-s/step) or block_out_channels
+    (16, 32, 64) (0.65 CPU-s/step). Full size for a GPU preset, roughly DDPM's CIFAR-10 model:
+
+        block_out_channels: [128, 256, 256, 256]   # 35.8 M parameters
+        layers_per_block: 2
+        attention_levels: [1]                      # self-attention at 16x16 for 32x32 inputs
+        train_steps: 100000                        # 50k-100k
+        max_epochs: null                           # no cap: 100k steps are 12,800 epochs of 1,000 images
+        batch_size: 128
+        lr: 2.0e-4
+        warmup_steps: 5000
+        ema_decay: 0.9999
+        hflip: true                                # CIFAR-10; not for digits or text
+        sample_steps: 50
+        guidance_scale: 2.0                        # classifier-free guidance (label_dropout 0.1)
+    """
+
+    block_out_channels: tuple[int, ...] = (32, 64, 64)  # channels per resolution level; levels - 1 halvings
+    layers_per_block: int = 1  # ResNet blocks per level (the decoder has one more)
+    attention_levels: tuple[int, ...] = ()  # levels (0 = full resolution) with self-attention
+    mid_attention: bool = True  # self-attention in the bottleneck (8x8 tokens for 32x32 inputs: cheap)
+    train_steps: int = 1500  # optimizer steps (about 96 epochs of 1,000 images at batch 64)
+    max_epochs: float | None = 100.0  # caps the steps at this many passes over the data, so small data
+    #                                   sets train for less (None: no cap; set None for long GPU runs)
+    batch_size: int = 64  # training batch (at most the number of images) and sampling batch
+    lr: float = 1e-3  # AdamW peak learning rate (high for the short CPU schedule; 2e-4 for long runs)
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    warmup_steps: int = 100  # linear warm-up (at most a tenth of the steps), then cosine decay to 0
+    ema_decay: float | None = 0.995  # EMA of the weights (~200-step horizon); None or 0: off
+    label_dropout: float = 0.1  # share of training labels replaced by the null class (needed for guidance)
+    guidance_scale: float = 1.0  # classifier-free guidance w: out_u + w (out_c - out_u); <= 1: off (no cost)
+    num_train_timesteps: int = 1000  # T of the forward process
+    beta_schedule: str = "squaredcos_cap_v2"  # cosine schedule (Nichol & Dhariwal): better at low resolution
+    prediction_type: str = "v_prediction"  # the network's target: v (Salimans & Ho) or epsilon; with eps,
+    #                                        x0 = (x_t - sigma_t eps) / alpha_t is ill-conditioned near t = T
+    sample_steps: int = 20  # DPM-Solver++ steps for a full sample (strength 1)
+    hflip: bool = False  # random horizontal flips during training (augmentation for natural images)
+    bf16: bool = True  # bfloat16 autocast in training and sampling (CPUs with AVX-512 bf16, A100/H100)
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda: fit() receives no device from the task
+
+    version: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        self.block_out_channels = tuple(int(c) for c in self.block_out_channels)  # YAML gives lists
+        self.attention_levels = tuple(int(i) for i in self.attention_levels)
+        checks = [(len(self.block_out_channels) >= 1 and all(c > 0 for c in self.block_out_channels),
+                   "block_out_channels must be a non-empty list of positive integers"),
+                  (all(0 <= i < len(self.block_out_channels) for i in self.attention_levels),
+                   "attention_levels must index block_out_channels"),
+                  (self.train_steps >= 1 and self.batch_size >= 1 and self.sample_steps >= 1,
+                   "train_steps, batch_size and sample_steps must be >= 1"),
+                  (0 <= self.label_dropout < 1, "label_dropout must lie in [0, 1)"),
+                  (self.guidance_scale <= 1 or self.label_dropout > 0,
+                   "guidance_scale > 1 needs label_dropout > 0 (the unconditional model is the null class)"),
+                  (self.ema_decay is None or 0 <= self.ema_decay < 1, "ema_decay must lie in [0, 1)"),
+                  (self.prediction_type in ("v_prediction", "epsilon"), "prediction_type must be v_prediction or epsilon"),
+                  (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    # -- shapes ---------------------------------------------------------------------------------
+
+    @property
+    def _multiple(self) -> int:
+        """The UNet halves the resolution between levels: sides must divide by 2^(levels - 1)."""
+        return 2 ** (len(self.block_out_channels) - 1)
+
+    def _to_model(self, x: np.ndarray, device: torch.device) -> torch.Tensor:
+        """uint8 (N, H, W[, C]) -> float32 (N, C, H', W') in [-1, 1], padded by edge replication."""
+        t = torch.as_tensor(np.asarray(x)).to(device)
+        t = t.unsqueeze(-1) if t.dim() == 3 else t
+        t = t.permute(0, 3, 1, 2).float() / 127.5 - 1
+        return F.pad(t, self.pad_, mode="replicate") if any(self.pad_) else t
+
+    def _to_images(self, t: torch.Tensor) -> np.ndarray:
+        """float (N, C, H', W') in [-1, 1] -> uint8 of the input's shape (the padding cropped off)."""
+        left, _, top, _ = self.pad_
+        h, w = self.shape_[0], self.shape_[1]
+        t = t[:, :, top : top + h, left : left + w]
+        out = ((t.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return out.reshape(len(out), *self.shape_)
+
+    def _build(self, channels: int, num_classes: int) -> Any:
+        from diffusers import UNet2DModel
+
+        levels = len(self.block_out_channels)
+        down = tuple("AttnDownBlock2D" if i in self.attention_levels else "DownBlock2D" for i in range(levels))
+        up = tuple("AttnUpBlock2D" if i in self.attention_levels else "UpBlock2D" for i in reversed(range(levels)))
+        return UNet2DModel(
+            sample_size=self.padded_size_, in_channels=channels, out_channels=channels,
+            down_block_types=down, up_block_types=up, block_out_channels=self.block_out_channels,
+            layers_per_block=self.layers_per_block, add_attention=self.mid_attention,
+            norm_num_groups=math.gcd(32, *self.block_out_channels),  # GroupNorm groups must divide channels
+            attention_head_dim=8,  # heads = channels / 8
+            num_class_embeds=num_classes + 1,  # the last class is the null class of classifier-free guidance
+        )
+
+    # -- fit ------------------------------------------------------------------------------------
+
+    def fit(self, real: Split, num_classes: int, seed: int) -> "ClassConditionalDiffusion":
+        from diffusers import DDPMScheduler
+        from diffusers.optimization import get_cosine_schedule_with_warmup
+        from diffusers.training_utils import EMAModel
+
+        x = np.asarray(real.x)
+        if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
+            raise ValueError(f"diffusion needs uint8 images (N, H, W[, C]) with C = 1 or 3, got {x.dtype} {x.shape}")
+        device = resolve_device(self.device)
+        self.shape_, self.num_classes_ = x.shape[1:], num_classes
+        channels = 1 if x.ndim == 3 else x.shape[-1]
+        h, w = x.shape[1], x.shape[2]
+        m = self._multiple
+        ph, pw = -h % m, -w % m  # pixels to add so both sides divide by the down-sampling factor
+        self.pad_ = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)  # F.pad order: left, right, top, bottom
+        self.padded_size_ = (h + ph, w + pw)
+        self.scheduler_config_ = dict(DDPMScheduler(num_train_timesteps=self.num_train_timesteps,
+                                                    beta_schedule=self.beta_schedule,
+                                                    prediction_type=self.prediction_type).config)
+        noise_scheduler = DDPMScheduler.from_config(self.scheduler_config_)
+
+        with torch.random.fork_rng(devices=[]):  # the UNet's initialisation, without touching global state
+            torch.manual_seed(seed)
+            unet = self._build(channels, num_classes).to(device)
+        gen = torch.Generator(device).manual_seed(seed)  # batches, timesteps, noise, label dropout, flips
+        X = torch.as_tensor(x).to(device)  # uint8 on the device; converted per batch
+        Y = torch.as_tensor(np.asarray(real.y), dtype=torch.long, device=device)
+        n = len(Y)
+        batch = min(self.batch_size, n)
+        steps = self.train_steps
+        if self.max_epochs is not None:
+            steps = max(1, min(steps, math.ceil(self.max_epochs * n / batch)))
+        opt = torch.optim.AdamW(unet.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = get_cosine_schedule_with_warmup(opt, min(self.warmup_steps, steps // 10), steps)
+        ema = EMAModel(unet.parameters(), decay=self.ema_decay, foreach=True) if self.ema_decay else None
+        null = torch.tensor(num_classes, device=device)
+
+        unet.train()
+        self.loss_history_: list[tuple[int, float]] = []  # (step, mean loss over the last `every` steps)
+        every, running, status = 50, torch.zeros((), device=device), ""
+        with current().task("  diffusion fit", total=steps, transient=True) as bar:
+            for step in range(1, steps + 1):
+                idx = torch.randint(n, (batch,), generator=gen, device=device)
+                x0 = self._to_model(X[idx], device)
+                if self.hflip:
+                    flip = torch.rand(batch, generator=gen, device=device) < 0.5
+                    x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
+                labels = torch.where(torch.rand(batch, generator=gen, device=device) < self.label_dropout, null, Y[idx])
+                noise = torch.randn(x0.shape, generator=gen, device=device)
+                t = torch.randint(self.num_train_timesteps, (batch,), generator=gen, device=device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    pred = unet(noise_scheduler.add_noise(x0, noise, t), t, class_labels=labels).sample
+                target = noise if self.prediction_type == "epsilon" else noise_scheduler.get_velocity(x0, noise, t)
+                loss = F.mse_loss(pred.float(), target)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                if ema is not None:
+                    ema.step(unet.parameters())
+                running += loss.detach()
+                if step % every == 0 or step == steps:  # one device sync per `every` steps
+                    mean = float(running) / (step - (self.loss_history_[-1][0] if self.loss_history_ else 0))
+                    self.loss_history_.append((step, mean))
+                    running.zero_()
+                    status = f"loss {mean:.4f}"
+                bar.advance(status=status)
+        if ema is not None:
+            ema.copy_to(unet.parameters())
+        self.train_steps_ = steps
+        self.unet_ = unet.eval().cpu()  # pickled to the generator cache: CPU tensors load anywhere
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        unet = state.get("unet_")
+        if unet is not None and next(unet.parameters()).device.type != "cpu":  # moved by sample()
+            state["unet_"] = copy.deepcopy(unet).cpu()
+        return state
+
+    # -- sample ---------------------------------------------------------------------------------
+
+    def timesteps(self, strength: float) -> list[int]:
+        """The solver's timesteps from t0 = strength * (T - 1) down, ceil(strength * sample_steps) of them."""
+        t0 = round(strength * (self.num_train_timesteps - 1))
+        k = max(1, math.ceil(strength * self.sample_steps))
+        ts = np.unique(np.linspace(t0, 0, k + 1)[:-1].round().astype(np.int64))[::-1]
+        return ts.tolist()
+
+    def sample(self, n: int, conditions: Conditions, rng: np.random.Generator) -> Split:
+        from diffusers import DPMSolverMultistepScheduler
+
+        labels = np.asarray(conditions.labels, dtype=np.int64)
+        if labels.shape != (n,) or (n and (labels.min() < 0 or labels.max() >= self.num_classes_)):
+            raise ValueError(f"need {n} labels in [0, {self.num_classes_}), got {labels}")
+        seeds = None if conditions.seeds is None else np.asarray(conditions.seeds)
+        strength = 1.0 if seeds is None else float(conditions.strength)
+        if not 0 <= strength <= 1:
+            raise ValueError(f"strength must lie in [0, 1], got {strength}")
+        if seeds is not None and strength == 0:
+            return Split(seeds.astype(np.uint8, copy=True).reshape(n, *self.shape_), labels)
+        device = resolve_device(self.device)
+        unet = self.unet_.to(device).eval()  # outside inference mode: its parameters stay ordinary tensors
+        # DPM-Solver++ 2M; its x0 predictions clipped to the pixel range [-1, 1] (thresholding with s = 1, as
+        # DDIM's clip_sample): near t = T a small error in the network's output is a large one in x0
+        solver = DPMSolverMultistepScheduler.from_config(self.scheduler_config_, thresholding=True, sample_max_value=1.0)
+        ts = self.timesteps(strength)
+        gen = torch.Generator(device).manual_seed(int(rng.integers(2**63)))
+        out = []
+        for start in range(0, n, self.batch_size):
+            out.append(self._sample_batch(unet, solver, ts, labels[start : start + self.batch_size],
+                                          None if seeds is None else seeds[start : start + self.batch_size],
+                                          strength, gen, device))
+        images = np.concatenate(out) if out else np.zeros((0, *self.shape_), np.uint8)
+        return Split(images, labels)
+
+    @torch.inference_mode()
+    def _sample_batch(self, unet: Any, solver: Any, ts: list[int], labels: np.ndarray, seeds: np.ndarray | None,
+                      strength: float, gen: torch.Generator, device: torch.device) -> np.ndarray:
+        b = len(labels)
+        y = torch.as_tensor(labels, device=device)
+        guided = self.guidance_scale > 1
+        if guided:
+            y = torch.cat([y, torch.full_like(y, self.num_classes_)])
+        solver.set_timesteps(timesteps=ts, device=device)  # also resets the multistep history
+        noise = torch.randn((b, unet.config.in_channels, *self.padded_size_), generator=gen, device=device)
+        if seeds is None or strength == 1:
+            x = noise * solver.init_noise_sigma
+        else:  # SDEdit: the seed, noised to the first timestep
+            x = solver.add_noise(self._to_model(seeds, device), noise, solver.timesteps[:1])
+        for t in solver.timesteps:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                pred = unet(torch.cat([x, x]) if guided else x, t, class_labels=y).sample.float()  # v or eps
+            if guided:  # classifier-free guidance, linear in the prediction
+                cond, uncond = pred.chunk(2)
+                pred = uncond + self.guidance_scale * (cond - uncond)
+            x = solver.step(pred, t, x).prev_sample
+        return self._to_images(x)
