@@ -1,5 +1,5 @@
 """`dp_gan`: the differentially private baseline. A class-conditional GAN whose discriminator trains
-with DP-SGD (`method.dp_gan.DPGAN`, Opacus) is fitted on the real budget with this strategy's own
+with DP-SGD (`bench.method.dp_gan.DPGAN`, Opacus) is fitted on the real budget with this strategy's own
 privacy and GAN parameters (the suite's `synthetic.generator` is the other strategies' generator), and
 the task model trains on real + `budget_per_class` DP-GAN samples per class, mixed at the suite's
 `mix_ratio`, like `random_synthetic`.
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.generator import Conditions, fitted_generator
+from bench.method.active import require_synthetic
+from bench.method.dp_gan import DPGAN
+from bench.method.mixing import train_with_synthetic
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
 from bench.task import Task
-from method.active import require_synthetic
-from method.dp_gan import DPGAN
-from method.mixing import train_with_synthetic
 
 
 @STRATEGIES.register("dp_gan", kind="baseline", synthetic=True)

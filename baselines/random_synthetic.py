@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.generator import Conditions, fitted_generator
+from bench.method.active import pool_split, require_synthetic
+from bench.method.mixing import train_with_synthetic
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
 from bench.task import Task
-from method.active import pool_split, require_synthetic
-from method.mixing import train_with_synthetic
 
 
 @STRATEGIES.register("random_synthetic", kind="baseline", synthetic=True)

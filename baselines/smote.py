@@ -12,11 +12,11 @@ import numpy as np
 from imblearn.over_sampling import SMOTE
 
 from bench.data import Split
+from bench.method.active import require_synthetic
+from bench.method.mixing import train_with_synthetic
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
 from bench.task import Task
-from method.active import require_synthetic
-from method.mixing import train_with_synthetic
 
 
 def smote_samples(real: Split, per_class: int, k_neighbors: int, seed: int) -> Split:

@@ -38,7 +38,8 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
         if name in self._entries:
-            if self._entries[name] is obj:  # the same module imported twice under two names
+            if self._entries[name] is obj or (isinstance(obj, str) and self._entries[name] == obj):
+                # the same module imported twice (a suite path registered again)
                 return
             raise ValueError(f"{self.kind} {name!r} is already registered (by {self._entries[name]!r})")
         self._entries[name] = obj

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.benchmarks import cifar10, models, pneumoniamnist, toy, utkface  # noqa: F401  (registration happens at import)
 from bench.registry import SUITES
-from benchmarks import cifar10, models, pneumoniamnist, toy, utkface  # noqa: F401  (registration happens at import)
 
 SUITES_DIR = Path(__file__).parent / "suites"
 

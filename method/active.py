@@ -30,11 +30,11 @@ import numpy as np
 from bench.data import Split
 from bench.errors import BenchError
 from bench.generator import Conditions, fitted_generator
+from bench.method.mixing import concat, empty_like, mix_weights
+from bench.method.uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
 from bench.task import Task
-from method.mixing import concat, empty_like, mix_weights
-from method.uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
 
 
 def require_synthetic(task: Task, strategy: str):

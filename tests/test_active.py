@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.smote import smote_samples
+from bench.baselines.smote import smote_samples
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.generator import Conditions, fitted_generator
+from bench.method.mixing import mix_weights
+from bench.method.uncertainty import mc_dropout
 from bench.registry import DATASETS, STRATEGIES
 from bench.task import Task
-from method.mixing import mix_weights
-from method.uncertainty import mc_dropout
 
 TARGET = 0.97  # held-out accuracy; f_0 on 5 examples per class reaches about 0.93
 SEEDS = range(6)

@@ -94,7 +94,7 @@ def test_validate_suite_and_result(tmp_path, capsys):
 
 
 def test_every_builtin_suite_validates(capsys):
-    import benchmarks
+    import bench.benchmarks as benchmarks
     for path in sorted(benchmarks.SUITES_DIR.glob("*.yaml")):
         assert main(["validate", str(path)]) == 0, path
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bench import data as bdata
+from bench.benchmarks.cifar10 import Cifar10
 from bench.data import DataFile, locate, verified_cache
 from bench.errors import BenchError
-from benchmarks.cifar10 import Cifar10
 
 
 def _file(folder: Path, name: str, content: bytes) -> DataFile:
@@ -95,7 +95,7 @@ def test_cifar10_loads_with_official_splits():
 
 
 def test_cifar10_corrupt_copy_is_rejected_naming_the_file(tmp_path):
-    from benchmarks.cifar10 import FILES
+    from bench.benchmarks.cifar10 import FILES
     folder = tmp_path / "cifar10"
     folder.mkdir()
     for f in FILES:

@@ -11,7 +11,7 @@ import torch
 
 from bench.data import Split
 from bench.generator import Conditions
-from method.diffusion import ClassConditionalDiffusion
+from bench.method.diffusion import ClassConditionalDiffusion
 
 # diffusers' DPM-Solver builds a numpy array from a torch tensor the way numpy 2 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

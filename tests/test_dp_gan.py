@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from bench.config import NamedSpec, TrainRecipe
 from bench.data import Split
 from bench.generator import Conditions, fitted_generator
+from bench.method.dp_gan import DPGAN, _ConvDiscriminator, _MLPDiscriminator
 from bench.registry import DATASETS
 from bench.results import json_safe
 from bench.strategy import build_strategy
 from bench.task import Task
-from method.dp_gan import DPGAN, _ConvDiscriminator, _MLPDiscriminator
 
 
 @pytest.fixture

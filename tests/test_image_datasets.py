@@ -10,6 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bench.benchmarks import utkface
+from bench.benchmarks.pneumoniamnist import PneumoniaMNIST
 from bench.config import NamedSpec, TrainRecipe
 from bench.data import SHARED_DATA_DIR, Split
 from bench.errors import BenchError
@@ -17,8 +19,6 @@ from bench.evaluation import EvalContext, evaluate
 from bench.registry import DATASETS, METRICS
 from bench.runner import load_dataset
 from bench.task import Task
-from benchmarks import utkface
-from benchmarks.pneumoniamnist import PneumoniaMNIST
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import pytest
 
 from bench.data import Split, cache_root
 from bench.evaluation import EvalContext
+from bench.metrics import image_quality as iq
 from bench.registry import METRICS
-from metrics import image_quality as iq
 
 NAMES = ("fid", "kid", "coverage", "density", "one_nn_accuracy")
 N = 100  # images per set of the slow checks: enough for stable coverage and 1-NN accuracy
@@ -32,7 +32,7 @@ def make_ctx(real: np.ndarray, synthetic: np.ndarray | None) -> EvalContext:
 
 @pytest.fixture(scope="module")
 def image_sets() -> dict[str, np.ndarray]:
-    from benchmarks.cifar10 import Cifar10
+    from bench.benchmarks.cifar10 import Cifar10
 
     test = Cifar10().load().test
     idx = np.random.default_rng(0).permutation(len(test))

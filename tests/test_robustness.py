@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
+from bench.benchmarks.models import SmallCNN
 from bench.config import TrainRecipe
 from bench.data import Split
 from bench.evaluation import EvalContext
+from bench.metrics.robustness import attack_subset
 from bench.registry import METRICS
-from benchmarks.models import SmallCNN
-from metrics.robustness import attack_subset
 
 pgd = METRICS.get("pgd_accuracy")
 clean = METRICS.get("pgd_clean_accuracy")

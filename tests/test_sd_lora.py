@@ -14,8 +14,8 @@ import torch
 from bench.data import Split
 from bench.errors import BenchError
 from bench.generator import Conditions
+from bench.method.sd_lora import TARGET_MODULES, StableDiffusionLoRA
 from bench.registry import GENERATORS
-from method.sd_lora import TARGET_MODULES, StableDiffusionLoRA
 
 CLASSES = ["red", "green", "blue"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from method.uncertainty import Uncertainty, ensemble, head_only_dropout, mc_dropout
+from bench.method.uncertainty import Uncertainty, ensemble, head_only_dropout, mc_dropout
 
 
 def test_scores_by_hand():

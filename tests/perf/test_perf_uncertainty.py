@@ -39,12 +39,12 @@ import numpy as np
 import pytest
 import torch
 
+from bench.benchmarks.cifar10 import FILES, Cifar10
+from bench.benchmarks.models import SmallCNN
 from bench.config import TrainRecipe
 from bench.data import DatasetSplits, locate
+from bench.method.uncertainty import Uncertainty, head_only_dropout, mc_dropout
 from bench.training import Classifier
-from benchmarks.cifar10 import FILES, Cifar10
-from benchmarks.models import SmallCNN
-from method.uncertainty import Uncertainty, head_only_dropout, mc_dropout
 
 pytestmark = pytest.mark.slow
 
