@@ -33,16 +33,16 @@ throw-away BENCH_CACHE_DIR, as in test_perf.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from bench.benchmarks.cifar10 import FILES, Cifar10
+from bench.benchmarks.cifar10 import Cifar10
 from bench.benchmarks.models import SmallCNN
 from bench.config import TrainRecipe
-from bench.data import DatasetSplits, locate
+from bench.data import DatasetSplits
 from bench.method.uncertainty import Uncertainty, head_only_dropout, mc_dropout
 from bench.training import Classifier
 
@@ -68,18 +68,6 @@ _RESULTS: dict[str, dict[str, float]] = {}
 
 
 # --------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A throw-away BENCH_CACHE_DIR for the whole module. The data folder is resolved first, with the
-    user's settings, and pinned through BENCH_DATA_DIR, so only the decoded-array cache moves."""
-    data_folder = locate("cifar10", FILES)  # .../cifar10 (may download into the user cache, as `bench` would)
-    cache_dir = tmp_path_factory.mktemp("bench-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENCH_DATA_DIR", str(data_folder.parent))
-        mp.setenv("BENCH_CACHE_DIR", str(cache_dir))
-        yield cache_dir
 
 
 @pytest.fixture(scope="module")
