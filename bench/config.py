@@ -103,23 +103,24 @@ class SuiteConfig(_Strict):
     seeds: list[NonNegativeInt] = Field(min_length=1)
     preset: str = DEFAULT_PRESET  # filled in by load_suite; not written in the file
 
-    @field_validator("datasets", mode="before")
+    @field_validator("datasets", "metrics", "strategies", mode="before")
     @classmethod
     def _names_to_specs(cls, v: Any) -> Any:
-        return [{"name": d} if isinstance(d, str) else d for d in v] if isinstance(v, list) else v
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _metric_names_to_specs(cls, v: Any) -> Any:
-        return [{"name": m} if isinstance(m, str) else m for m in v] if isinstance(v, list) else v
+        """A bare name stands for {name: NAME} with no parameters."""
+        return [{"name": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
 
     @field_validator("metrics")
     @classmethod
     def _unique_metrics(cls, v: list[NamedSpec]) -> list[NamedSpec]:
-        names = [m.name for m in v]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
+        if dup := _repeated([m.name for m in v]):
             raise ValueError(f"metrics must be unique, repeated: {', '.join(dup)}")
+        return v
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique_strategy_keys(cls, v: list[StrategySpec]) -> list[StrategySpec]:
+        if dup := _repeated([s.key for s in v]):
+            raise ValueError(f"strategy ids must be unique, repeated: {', '.join(dup)} (give each an `id`)")
         return v
 
     @property
@@ -130,19 +131,9 @@ class SuiteConfig(_Strict):
         """The metrics as written into a cell's config: a plain name unless it has parameters."""
         return [m.name if not m.params else m.model_dump() for m in self.metrics]
 
-    @field_validator("strategies", mode="before")
-    @classmethod
-    def _strategy_names_to_specs(cls, v: Any) -> Any:
-        return [{"name": s} if isinstance(s, str) else s for s in v] if isinstance(v, list) else v
 
-    @field_validator("strategies")
-    @classmethod
-    def _unique_strategy_keys(cls, v: list[StrategySpec]) -> list[StrategySpec]:
-        keys = [s.key for s in v]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise ValueError(f"strategy ids must be unique, repeated: {', '.join(dup)} (give each an `id`)")
-        return v
+def _repeated(keys: list[str]) -> list[str]:
+    return sorted({k for k in keys if keys.count(k) > 1})
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
