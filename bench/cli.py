@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="folder holding the data sets (default: BENCH_DATA_DIR, shared data, cache)")
     r.add_argument("--force", action="store_true", help="recompute cells whose result is up to date")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--sd-path", metavar="FOLDER", help="local Stable Diffusion weights (a diffusers folder) for a "
+                   "suite whose generator loads them (sd_lora); sets synthetic.generator.params.model_path")
 
     lb = sub.add_parser("leaderboard", help="regenerate LEADERBOARD.md from the results")
     lb.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -61,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import load_suite
     from bench.runner import run_suite
 
-    suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds)
+    suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds, model_path=args.sd_path)
     s = run_suite(suite, args.out, device=args.device, force=args.force, quiet=args.quiet, data_dir=args.data_dir)
     print(f"{suite.name} [{suite.preset}]: {len(s.done)} done, {len(s.skipped)} up to date, "
           f"{len(s.failed)} failed; results in {args.out}")

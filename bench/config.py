@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from bench.errors import BenchError
-from bench.registry import SUITES
+from bench.registry import GENERATORS, SUITES
 
 DEFAULT_PRESET = "cpu"
 
@@ -137,9 +137,14 @@ def _repeated(keys: list[str]) -> list[str]:
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` laid over `base`: mappings merge key by key, anything else replaces. A mapping that
+    names a different component (`name: sd_lora` over `name: diffusion`) replaces the whole mapping,
+    since the parameters of one component mean nothing to another."""
     out = copy.deepcopy(base)
     for k, v in override.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        old = out.get(k)
+        merge = isinstance(v, dict) and isinstance(old, dict) and v.get("name", old.get("name")) == old.get("name")
+        out[k] = deep_merge(old, v) if merge else copy.deepcopy(v)
     return out
 
 
@@ -168,7 +173,10 @@ def read_suite_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int] | None = None) -> SuiteConfig:
+def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int] | None = None,
+               model_path: str | None = None) -> SuiteConfig:
+    """The suite `name_or_path` with `preset` merged in; `seeds` and `model_path` (the local weights
+    folder of a generator that needs one, e.g. sd_lora: `--sd-path`) override the file's."""
     path = suite_path(name_or_path)
     raw = read_suite_file(path)
     presets = raw.pop("presets", {}) or {}
@@ -181,6 +189,14 @@ def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int]
         raw = deep_merge(raw, presets[preset] or {})
     if seeds is not None:
         raw["seeds"] = seeds
+    if model_path is not None:
+        generator = (raw.get("synthetic") or {}).get("generator")
+        name = generator if isinstance(generator, str) else (generator or {}).get("name")
+        if not name or not GENERATORS.meta(name).get("needs_model_path"):
+            raise BenchError(f"suite {raw.get('name', path.stem)!r} [{preset}]: its generator "
+                             f"{name or '(none)'} loads no model folder, so --sd-path does not apply")
+        params = {} if isinstance(generator, str) else dict(generator.get("params") or {})
+        raw["synthetic"]["generator"] = {"name": name, "params": {**params, "model_path": str(model_path)}}
     raw["preset"] = preset
     return validate_suite(raw, source=str(path))
 

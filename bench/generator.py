@@ -81,6 +81,8 @@ def fitted_generator(task: Any, name: str, params: dict[str, Any]) -> tuple[Any,
     import time
 
     generator = build_generator(name, params)
+    if getattr(generator, "class_names", False) is None:  # generators that prompt with class names get the data set's
+        generator.class_names = list(task.data.classes)
     key = generator_key(name, generator, task.data.name, task.budget, task.seed, task.train)
     path = cache_root() / "generators" / f"{name}-{key[:32]}.pkl"
     # A generator with a `device` parameter left at "auto" runs where the task runs (--device).

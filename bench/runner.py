@@ -24,7 +24,7 @@ from bench.errors import BenchError
 from bench.evaluation import EvalContext, check_metric_params, check_metrics, evaluate
 from bench.generator import build_generator
 from bench.progress import Progress
-from bench.registry import DATASETS, STRATEGIES
+from bench.registry import DATASETS, GENERATORS, STRATEGIES
 from bench.results import SCHEMA_VERSION, cell_path, read_result, write_result
 from bench.strategy import build_strategy
 from bench.task import Task, build_model_spec
@@ -109,6 +109,17 @@ def _params(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))
 
 
+def check_model_path(suite: SuiteConfig) -> None:
+    """A generator that loads local weights needs their folder before any cell starts (a suite file may
+    leave it to the command line, so `bench validate` does not ask for it)."""
+    gen = suite.synthetic.generator if suite.synthetic is not None else None
+    if gen is not None and GENERATORS.meta(gen.name).get("needs_model_path") and not gen.params.get("model_path"):
+        raise BenchError(f"generator {gen.name!r} loads local weights: pass --sd-path FOLDER (a diffusers "
+                         "model folder) or set synthetic.generator.params.model_path in the suite")
+    if gen is not None and gen.params.get("model_path") and not Path(gen.params["model_path"]).expanduser().is_dir():
+        raise BenchError(f"generator {gen.name!r}: model folder {gen.params['model_path']} does not exist")
+
+
 def check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +134,7 @@ def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool =
     out = Path(out)
     dev = resolve_device(device)
     cells = expand_cells(suite)
+    check_model_path(suite)
     check_writable(out)
     summary = RunSummary()
     paths = [cell_path(out, suite.name, suite.preset, c.dataset.name, c.budget, c.strategy.key, c.seed) for c in cells]

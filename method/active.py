@@ -12,7 +12,8 @@
      budget is spent.
   5. Generate this round's share of the synthetic budget conditioned on U_tau: seeds drawn from U_tau,
      each with a target label drawn from the seed's predictive distribution (`label_mode: argmax`
-     takes its most likely class), varied by the generator at `strength`.
+     takes its most likely class), varied by the generator at `strength`; with `prompt_template`, each
+     seed also gets a prompt naming its target class and the class it is confused with.
   6. Retrain on real + all synthetic so far with class-weighted sampling (mixing ratio) and the loss
      cross-entropy + beta * KL(f_{r-1}(x) || f_r(x)) on real examples (beta = kl_weight; 0 switches it
      off); warm-started from f_{r-1} by default. Go to 2.
@@ -60,6 +61,15 @@ def draw_labels(probs: np.ndarray, mode: str, rng: np.random.Generator) -> np.nd
     return (u > cum).sum(axis=1).astype(np.int64)  # inverse-CDF draw, one label per row
 
 
+def uncertain_prompts(template: str, classes: list[str], labels: np.ndarray, probs: np.ndarray) -> list[str]:
+    """One prompt per seed: `template` filled with the target class's name ({label}) and the name of the
+    class the model most confuses the seed with ({confuser}: its most probable class other than the target)."""
+    other = probs.copy()
+    other[np.arange(len(labels)), labels] = -1.0
+    confusers = other.argmax(axis=1)
+    return [template.format(label=classes[int(y)], confuser=classes[int(c)]) for y, c in zip(labels, confusers)]
+
+
 @STRATEGIES.register("active_synthesis", kind="method", synthetic=True)
 @dataclass
 class ActiveSynthesis:
@@ -81,6 +91,9 @@ class ActiveSynthesis:
     round_epochs: int | None = None  # epochs per retraining round; None: the recipe's
     mix_ratio: float | None = None  # None: the suite's synthetic.mix_ratio
     select_round_on_val: bool = True  # return the retrained model with the lowest validation loss
+    prompt_template: str | None = None  # uncertainty-conditioned prompts for text-conditioned generators, e.g.
+    #   "a photo of a {label} that looks like a {confuser}": label = the target class, confuser = the seed's most
+    #   probable other class; None: no prompts (generators use their class prompts)
 
     def __post_init__(self) -> None:
         checks = [(self.uncertainty in ("mc_dropout", "ensemble"), "uncertainty must be mc_dropout or ensemble"),
@@ -91,7 +104,9 @@ class ActiveSynthesis:
                   (self.label_mode in ("predictive", "argmax"), "label_mode must be predictive or argmax"),
                   (self.max_rounds >= 1 and self.patience >= 1 and self.passes >= 1 and self.members >= 2,
                    "max_rounds, patience and passes must be >= 1, members >= 2"),
-                  (0 <= self.strength <= 1 and self.kl_weight >= 0, "strength must lie in [0, 1], kl_weight >= 0")]
+                  (0 <= self.strength <= 1 and self.kl_weight >= 0, "strength must lie in [0, 1], kl_weight >= 0"),
+                  (self.prompt_template is None or "{label}" in self.prompt_template,
+                   "prompt_template must contain {label} (and may contain {confuser})")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -143,7 +158,10 @@ class ActiveSynthesis:
                 break
             chosen = rng.choice(region, n) if self.guidance else rng.choice(len(pool), n)
             labels = draw_labels(u.mean_probs[chosen], self.label_mode, rng)
-            new = generator.sample(n, Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength), rng)
+            prompts = None if self.prompt_template is None else uncertain_prompts(
+                self.prompt_template, task.data.classes, labels, u.mean_probs[chosen])
+            new = generator.sample(n, Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength,
+                                                 prompts=prompts), rng)
             synthetic = concat(synthetic, new)
             teacher = np.full((len(task.train) + len(synthetic), task.num_classes), np.nan)
             teacher[: len(task.train)] = np.mean([m.predict_proba(task.train.x) for m in models], axis=0)

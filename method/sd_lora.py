@@ -8,9 +8,8 @@ latent diffusion loss: images resized to `resolution`, VAE-encoded and scaled by
 `vae.config.scaling_factor`, noised at a uniform timestep by the model's own noise schedule
 (`DDPMScheduler.from_config`), and the UNet's prediction regressed (MSE) on the noise
 (`prediction_type: epsilon`, SD 2.1-base) or on the velocity (`v_prediction`, SD 2.1 at 768 px).
-Each image's prompt is `prompt_template` filled with its class name (`class_names`; fit() is not told
-the data set's class names, so the defaults "class 0", "class 1", ... are placeholders that a real run
-should replace, e.g. the CIFAR-10 names).
+Each image's prompt is `prompt_template` filled with its class name (`class_names`; left unset, the
+harness fills in the data set's class names before fitting, e.g. "airplane", ..., "truck" for CIFAR-10).
 
 Sampling (`StableDiffusionPipeline` and `StableDiffusionImg2ImgPipeline` on the same components):
   - no seeds (or strength 1): text-to-image from the class prompt of each target label;
@@ -43,14 +42,18 @@ Running it on a GPU with the real SD 2.1 weights
    is 512 px, epsilon-prediction; `stabilityai/stable-diffusion-2-1` (768 px, v-prediction) works
    too (its native resolution, 768, is the default). Any diffusers-format SD 1.x/2.x folder, e.g. a
    mirror of these repositories, works the same way.
-2. Point the suite at it (the generator's parameters are part of the generator cache key):
+2. Point the suite at it: the cifar10 suite's `gpu-sd` preset holds this recipe, so
+
+       bench run --suite cifar10 --preset gpu-sd --sd-path /models/sd21
+
+   is all it takes (`--sd-path` sets `model_path`). In a suite of your own (the generator's parameters
+   are part of the generator cache key):
 
        synthetic:
          generator:
            name: sd_lora
            params:
              model_path: /models/sd21
-             class_names: [airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck]
              resolution: 512          # px; SD 2.1-base's native size (32 px CIFAR images are upsampled)
              rank: 16                 # 8-16: enough for a class-conditional style/content adapter
              train_steps: 2000        # 16 epochs of 1,000 images (100 per class) at batch 8; 1,000-4,000 usual
@@ -65,7 +68,7 @@ Running it on a GPU with the real SD 2.1 weights
          budget_per_class: 100
          mix_ratio: 0.5
 
-   and run `bench run --suite FILE.yaml --preset gpu --device cuda`. `device: auto` (the default)
+   and run `bench run --suite FILE.yaml --device cuda`. `device: auto` (the default)
    picks CUDA when torch sees it; fit() is not given the run's --device.
 The CPU can run this code path (the tests do, on a tiny random model) but not SD 2.1 at useful speed.
 """
@@ -101,7 +104,8 @@ class StableDiffusionLoRA:
     module docstring for where the weights come from and suggested settings."""
 
     model_path: str | None = None  # a diffusers StableDiffusionPipeline folder (model_index.json, unet/, vae/, ...)
-    class_names: list[str] | None = None  # one per class, filling prompt_template; None: "class 0", "class 1", ...
+    class_names: list[str] | None = None  # one per class, filling prompt_template; None: the data set's class names
+    #                                       (filled in by the harness; "class 0", ... if used outside it)
     prompt_template: str = "a photo of a {label}"  # the class prompt for training and plain sampling
     resolution: int | None = None  # px the images are resized to for SD; None: the model's native size
     #                                (UNet sample_size x VAE down-sampling factor: 512 for SD 2.1-base)

@@ -3,6 +3,8 @@ highest near the boundary, and synthesis aimed at it reaches a target accuracy w
 examples than random selection through the very same loop."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,8 @@ from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.generator import Conditions, fitted_generator
 from bench.method.mixing import mix_weights
 from bench.method.uncertainty import mc_dropout
-from bench.registry import DATASETS, STRATEGIES
+from bench.benchmarks.toy import ToyPocketsOracle
+from bench.registry import DATASETS, GENERATORS, STRATEGIES
 from bench.task import Task
 
 TARGET = 0.97  # held-out accuracy; f_0 on 5 examples per class reaches about 0.93
@@ -151,3 +154,38 @@ def test_bad_parameters_are_rejected_at_build_time():
         build_strategy("active_synthesis", {"tau": 1.5})
     with pytest.raises(BenchError, match="uncertainty must be"):
         build_strategy("active_synthesis", {"uncertainty": "laplace"})
+
+
+def test_uncertain_prompts_name_the_target_and_its_confuser():
+    from bench.method.active import uncertain_prompts
+
+    probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.6, 0.1, 0.3]])
+    prompts = uncertain_prompts("a {label} like a {confuser}", ["cat", "dog", "fox"], np.array([0, 2, 2]), probs)
+    assert prompts == ["a cat like a dog", "a fox like a dog", "a fox like a cat"]
+
+
+PROMPTS_SEEN: list[list[str] | None] = []
+
+
+@GENERATORS.register("recording_toy_oracle", modalities=("tabular",))
+@dataclass
+class RecordingToyOracle(ToyPocketsOracle):
+    """The toy oracle with a class-name field, recording the prompts it is sampled with."""
+
+    class_names: list[str] | None = None
+
+    def sample(self, n, conditions, rng):
+        PROMPTS_SEEN.append(conditions.prompts)
+        return super().sample(n, conditions, rng)
+
+
+def test_loop_prompts_reach_the_generator_and_class_names_are_filled_in(toy, one_thread):
+    task = toy_task(toy, seed=0)
+    generator, _ = fitted_generator(task, "recording_toy_oracle", {})
+    assert generator.class_names == ["left", "right"]  # the data set's, since the suite gave none
+    task.synthetic = SyntheticSpec(generator=NamedSpec(name="recording_toy_oracle"), budget_per_class=10, mix_ratio=0.5)
+    PROMPTS_SEEN.clear()
+    STRATEGIES.get("active_synthesis")(max_rounds=1, round_epochs=2,
+                                       prompt_template="{label} point, not {confuser}").run(task)
+    (prompts,) = PROMPTS_SEEN
+    assert len(prompts) == 20 and set(prompts) <= {"left point, not right", "right point, not left"}

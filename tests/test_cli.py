@@ -64,6 +64,13 @@ def test_bad_suite_input(tmp_path, capsys, edit, argv_extra, expected):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
 
 
+def test_sd_path_is_asked_for_and_checked(tmp_path, capsys):
+    base = ["run", "--suite", "cifar10", "--preset", "gpu-sd", "--device", "cpu", "--out", str(tmp_path / "out")]
+    one_line_error(capsys, base, "generator 'sd_lora' loads local weights: pass --sd-path FOLDER")
+    one_line_error(capsys, [*base, "--sd-path", str(tmp_path / "nowhere")], "model folder")
+    assert not (tmp_path / "out").exists()
+
+
 def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -53,6 +53,24 @@ def test_deep_merge_replaces_lists_and_merges_mappings():
     assert deep_merge({"a": {"b": 1, "c": [1]}, "d": 1}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}, "d": 1}
 
 
+def test_deep_merge_replaces_a_mapping_that_names_another_component():
+    base = {"generator": {"name": "diffusion", "params": {"train_steps": 600}}}
+    same = deep_merge(base, {"generator": {"params": {"batch_size": 8}}})
+    assert same["generator"] == {"name": "diffusion", "params": {"train_steps": 600, "batch_size": 8}}
+    other = deep_merge(base, {"generator": {"name": "sd_lora", "params": {"rank": 4}}})
+    assert other["generator"] == {"name": "sd_lora", "params": {"rank": 4}}  # no diffusion parameters leak in
+
+
+def test_model_path_goes_to_a_generator_that_loads_weights(tmp_path):
+    suite = load_suite("cifar10", preset="gpu-sd", model_path=str(tmp_path))
+    assert suite.synthetic.generator.name == "sd_lora"
+    assert suite.synthetic.generator.params["model_path"] == str(tmp_path)
+    assert suite.synthetic.generator.params["rank"] == 16  # the preset's own parameters stay
+    assert suite.budgets == [100, 500, 1000]  # the gpu preset's settings come with it (YAML merge key)
+    with pytest.raises(BenchError, match="its generator diffusion loads no model folder"):
+        load_suite("cifar10", model_path=str(tmp_path))
+
+
 @pytest.mark.parametrize("edit,message", [
     (("budgets: [5]", "budgets: [-5]"), "budgets.0: Input should be greater than 0"),
     (("val_per_class: 2", "val_per_class: two"), "val_per_class: Input should be a valid integer"),
