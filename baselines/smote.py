@@ -1,5 +1,6 @@
-"""`smote`: SMOTE (imbalanced-learn) oversampling of every class of the real budget by the suite's
-synthetic budget, then training on real + synthetic with the same class-weighted mixing.
+"""`smote`: SMOTE (imbalanced-learn; SMOTE-NC for tables with categorical columns) oversampling of
+every class of the real budget by the suite's synthetic budget, then training on real + synthetic with
+the same class-weighted mixing.
 
 For images SMOTE interpolates flattened pixels. Interpolating in a linear embedding (PCA) would give
 the same images up to the discarded components, and in a nonlinear embedding the new points could
@@ -9,26 +10,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from imblearn.over_sampling import SMOTE
+from imblearn.over_sampling import SMOTE, SMOTENC
 
 from bench.data import Split
 from bench.method.active import require_synthetic
 from bench.method.mixing import train_with_synthetic
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
+from bench.table import TableSchema
 from bench.task import Task
 
 
-def smote_samples(real: Split, per_class: int, k_neighbors: int, seed: int) -> Split:
-    """`per_class` new examples for every class, interpolated between same-class neighbours."""
+def smote_samples(real: Split, per_class: int, k_neighbors: int, seed: int, schema: TableSchema | None = None) -> Split:
+    """`per_class` new examples for every class, interpolated between same-class neighbours. For a
+    table with categorical columns, SMOTE-NC: numbers interpolated, each category taken by majority
+    vote of the neighbours (neighbours found with the categories' mismatch costed by the numbers'
+    median standard deviation)."""
     x = np.asarray(real.x)
-    flat = x.reshape(len(x), -1).astype(np.float32)
+    flat = x.reshape(len(x), -1).astype(np.float64 if schema is not None else np.float32)
     y = np.asarray(real.y)
     classes, counts = np.unique(y, return_counts=True)
     k = int(max(1, min(k_neighbors, counts.min() - 1)))
     target = {int(c): int(n) + per_class for c, n in zip(classes, counts)}
-    xs, ys = SMOTE(sampling_strategy=target, k_neighbors=k, random_state=seed).fit_resample(flat, y)
+    if schema is not None and schema.categorical and schema.numeric:
+        sampler = SMOTENC(categorical_features=schema.categorical, sampling_strategy=target, k_neighbors=k, random_state=seed)
+    else:  # SMOTE-NC needs numbers to interpolate; an all-categorical table would need SMOTEN
+        sampler = SMOTE(sampling_strategy=target, k_neighbors=k, random_state=seed)
+    xs, ys = sampler.fit_resample(flat, y)
     new, labels = xs[len(flat):], ys[len(flat):]
+    if schema is not None:
+        return Split(schema.clean(new), labels.astype(np.int64))
     if np.issubdtype(x.dtype, np.integer):
         info = np.iinfo(x.dtype)
         new = np.clip(np.rint(new), info.min, info.max)
@@ -44,7 +55,7 @@ class Smote:
     def run(self, task: Task) -> StrategyResult:
         syn = require_synthetic(task, "smote")
         mix = syn.mix_ratio if self.mix_ratio is None else self.mix_ratio
-        synthetic = smote_samples(task.train, syn.budget_per_class, self.k_neighbors, task.seed)
+        synthetic = smote_samples(task.train, syn.budget_per_class, self.k_neighbors, task.seed, task.data.schema)
         clf = train_with_synthetic(task, synthetic, mix, label="smote")
         return StrategyResult(clf, synthetic=synthetic, log={
             "real_examples": len(task.train), "synthetic_examples": len(synthetic), "mix_ratio": mix,

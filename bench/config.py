@@ -42,14 +42,21 @@ class NamedSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class StrategySpec(NamedSpec):
-    # Distinguishes two entries of the same strategy with other parameters (ablations);
-    # defaults to the strategy's name.
+class KeyedSpec(NamedSpec):
+    """A suite entry that may appear twice with other parameters: a strategy (ablations) or a metric
+    (one per sensitive attribute). `id` tells the entries apart and defaults to the name."""
+
     id: str | None = None
 
     @property
     def key(self) -> str:
         return self.id or self.name
+
+    def record(self) -> Any:
+        """As written into a cell's config: the bare name when there is nothing else."""
+        if not self.params and self.id is None:
+            return self.name
+        return {"name": self.name, "params": self.params, **({"id": self.id} if self.id is not None else {})}
 
 
 class TrainRecipe(_Strict):
@@ -97,9 +104,10 @@ class SuiteConfig(_Strict):
     model: NamedSpec
     train: TrainRecipe = Field(default_factory=TrainRecipe)
     synthetic: SyntheticSpec | None = None
-    strategies: list[StrategySpec] = Field(min_length=1)
-    # A metric is a name, or {name, params} for metrics with parameters (e.g. sample counts).
-    metrics: list[NamedSpec] = Field(min_length=1)
+    strategies: list[KeyedSpec] = Field(min_length=1)
+    # A metric is a name, or {name, params[, id]} for metrics with parameters (e.g. sample counts);
+    # the id names a second entry of the same metric (fairness per attribute: id demographic_parity_race).
+    metrics: list[KeyedSpec] = Field(min_length=1)
     seeds: list[NonNegativeInt] = Field(min_length=1)
     preset: str = DEFAULT_PRESET  # filled in by load_suite; not written in the file
 
@@ -109,27 +117,20 @@ class SuiteConfig(_Strict):
         """A bare name stands for {name: NAME} with no parameters."""
         return [{"name": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
 
-    @field_validator("metrics")
+    @field_validator("metrics", "strategies")
     @classmethod
-    def _unique_metrics(cls, v: list[NamedSpec]) -> list[NamedSpec]:
-        if dup := _repeated([m.name for m in v]):
-            raise ValueError(f"metrics must be unique, repeated: {', '.join(dup)}")
-        return v
-
-    @field_validator("strategies")
-    @classmethod
-    def _unique_strategy_keys(cls, v: list[StrategySpec]) -> list[StrategySpec]:
+    def _unique_keys(cls, v: list[KeyedSpec], info: Any) -> list[KeyedSpec]:
         if dup := _repeated([s.key for s in v]):
-            raise ValueError(f"strategy ids must be unique, repeated: {', '.join(dup)} (give each an `id`)")
+            raise ValueError(f"{info.field_name} must be unique, repeated: {', '.join(dup)} (give each an `id`)")
         return v
 
     @property
-    def metric_names(self) -> list[str]:
-        return [m.name for m in self.metrics]
+    def metric_keys(self) -> list[str]:
+        return [m.key for m in self.metrics]
 
     def metric_record(self) -> list[Any]:
-        """The metrics as written into a cell's config: a plain name unless it has parameters."""
-        return [m.name if not m.params else m.model_dump() for m in self.metrics]
+        """The metrics as written into a cell's config."""
+        return [m.record() for m in self.metrics]
 
 
 def _repeated(keys: list[str]) -> list[str]:

@@ -58,6 +58,7 @@ class DatasetSplits:
     classes: list[str]
     train: Split
     test: Split
+    schema: Any = None  # tabular data: a bench.table.TableSchema (what each column of x is); else None
 
     @property
     def num_classes(self) -> int:

@@ -53,7 +53,7 @@ def check_metric_params(name: str, params: dict[str, Any]) -> None:
 
 
 def evaluate(specs: list[Any], ctx: EvalContext) -> dict[str, dict[str, Any]]:
-    """Each metric of `specs` (bench.config.NamedSpec: name and params) on `ctx`."""
+    """Each metric of `specs` (bench.config.KeyedSpec: name, params, id) on `ctx`, keyed by id or name."""
     out: dict[str, dict[str, Any]] = {}
     for spec in specs:
         name = spec.name
@@ -64,7 +64,7 @@ def evaluate(specs: list[Any], ctx: EvalContext) -> dict[str, dict[str, Any]]:
             value = {str(k): _finite(v) for k, v in value.items()}
         else:
             value = _finite(value)
-        out[name] = {"value": value, "higher_is_better": bool(METRICS.meta(name)["higher_is_better"])}
+        out[getattr(spec, "key", name)] = {"value": value, "higher_is_better": bool(METRICS.meta(name)["higher_is_better"])}
     return out
 
 

@@ -81,8 +81,11 @@ def fitted_generator(task: Any, name: str, params: dict[str, Any]) -> tuple[Any,
     import time
 
     generator = build_generator(name, params)
-    if getattr(generator, "class_names", False) is None:  # generators that prompt with class names get the data set's
+    # What a generator may need to know of the data set, given when it declares the attribute unset:
+    if getattr(generator, "class_names", False) is None:  # class names, for prompts
         generator.class_names = list(task.data.classes)
+    if getattr(generator, "schema", False) is None and task.data.schema is not None:  # what each table column is
+        generator.schema = task.data.schema
     key = generator_key(name, generator, task.data.name, task.budget, task.seed, task.train)
     path = cache_root() / "generators" / f"{name}-{key[:32]}.pkl"
     # A generator with a `device` parameter left at "auto" runs where the task runs (--device).

@@ -17,7 +17,7 @@ import torch
 
 from bench import __version__
 from bench.compute import ComputeMeter
-from bench.config import NamedSpec, StrategySpec, SuiteConfig, config_hash
+from bench.config import KeyedSpec, NamedSpec, SuiteConfig, config_hash
 from bench.data import DatasetSplits
 from bench.environment import code_version, hardware, package_versions
 from bench.errors import BenchError
@@ -34,7 +34,7 @@ from bench.task import Task, build_model_spec
 class Cell:
     dataset: NamedSpec
     budget: int
-    strategy: StrategySpec
+    strategy: KeyedSpec
     seed: int
     config: dict[str, Any]
 
@@ -70,7 +70,7 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
     component once so that unknown names and bad parameters fail before any work starts."""
     for spec in suite.metrics:
         check_metric_params(spec.name, spec.params)
-    if suite.primary_metric not in suite.metric_names:
+    if suite.primary_metric not in suite.metric_keys:
         raise BenchError(f"primary_metric {suite.primary_metric!r} is not among the suite's metrics")
     model = build_model_spec(suite.model)
     strategies = [(s, build_strategy(s.name, s.params)) for s in suite.strategies]
@@ -83,7 +83,7 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
     cells = []
     for ds in suite.datasets:
         DATASETS.get(ds.name)
-        check_metrics(suite.metric_names, DATASETS.meta(ds.name).get("modality", ""))
+        check_metrics([m.name for m in suite.metrics], DATASETS.meta(ds.name).get("modality", ""))
         for budget in suite.budgets:
             for spec, strategy in strategies:
                 for seed in suite.seeds:

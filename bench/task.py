@@ -104,8 +104,11 @@ class Task:
         `recipe`); `options` go to bench.training.fit_classifier (sample_weight, teacher, kl_weight, init)."""
         from bench.training import fit_classifier
 
+        spec = build_model_spec(self.model)
+        if self.data.schema is not None and hasattr(spec, "schema"):
+            spec.schema = self.data.schema  # table models encode columns by kind
         return fit_classifier(
-            build_model_spec(self.model), recipe or self.recipe, train if train is not None else self.train,
+            spec, recipe or self.recipe, train if train is not None else self.train,
             self.val, self.num_classes, device=self.device, seed=self.seed if seed is None else seed,
             quiet=self.quiet, label=label, **options,
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.benchmarks import cifar10, models, pneumoniamnist, toy, utkface  # noqa: F401  (registration happens at import)
+from bench.benchmarks import adult, cifar10, models, pneumoniamnist, taiwan_credit, toy, transactions, utkface  # noqa: F401  (registration happens at import)
 from bench.registry import SUITES
 
 SUITES_DIR = Path(__file__).parent / "suites"

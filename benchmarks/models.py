@@ -112,14 +112,37 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class MLPNet(nn.Module):
-    """Standardise, hidden ReLU layers, then the head: dropout and a linear layer (MC dropout runs the
-    head alone)."""
+class TableEncoder(nn.Module):
+    """A table row (numbers and category codes, bench.table) -> numbers standardised by the real
+    budget's statistics, then each categorical column one-hot (its width = its number of categories).
+    Inside the network, so the saved model is self-contained and synthetic rows need no separate
+    preprocessing step."""
 
-    def __init__(self, in_features: int, num_classes: int, hidden: list[int], dropout: float,
+    def __init__(self, numeric: list[int], categorical: list[int], cardinalities: list[int],
                  mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Standardize(mean, std)]
+        self.register_buffer("numeric", torch.tensor(numeric, dtype=torch.long))
+        self.register_buffer("categorical", torch.tensor(categorical, dtype=torch.long))
+        self.cardinalities = list(cardinalities)
+        self.standardize = Standardize(mean, std)
+        self.out_features = len(numeric) + sum(cardinalities)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = [self.standardize(x[:, self.numeric])]
+        for j, k in zip(self.categorical.tolist(), self.cardinalities):
+            codes = x[:, j].round().long().clamp_(0, k - 1)
+            parts.append(nn.functional.one_hot(codes, k).to(x.dtype))
+        return torch.cat(parts, dim=1)
+
+
+class MLPNet(nn.Module):
+    """Encode (standardise; for tables also one-hot the categories), hidden ReLU layers, then the
+    head: dropout and a linear layer (MC dropout runs the head alone)."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: list[int], dropout: float,
+                 encoder: nn.Module) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [encoder]
         width = in_features
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
@@ -134,17 +157,24 @@ class MLPNet(nn.Module):
 @MODELS.register("mlp", modality="tabular")
 @dataclass
 class MLP:
-    """A multilayer perceptron with dropout before its head, for numeric feature vectors."""
+    """A multilayer perceptron with dropout before its head, for tables (bench.table: numbers
+    standardised, categories one-hot) or plain numeric vectors (standardised)."""
 
     hidden: list[int] = field(default_factory=lambda: [64, 64])  # units per hidden layer
     dropout: float = 0.5  # before the linear head (MC dropout needs it)
 
     modality = "tabular"
+    schema = None  # the data set's bench.table.TableSchema, set by Task.fit (not a parameter); None: all numeric
 
     def build(self, train: Split, num_classes: int) -> nn.Module:
         x = np.asarray(train.x, dtype=np.float32)
-        mean, std = torch.tensor(x.mean(axis=0)), torch.tensor(x.std(axis=0)).clamp_min(1e-6)
-        return MLPNet(x.shape[1], num_classes, list(self.hidden), self.dropout, mean, std)
+        numeric = list(range(x.shape[1])) if self.schema is None else self.schema.numeric
+        categorical = [] if self.schema is None else self.schema.categorical
+        cards = [] if self.schema is None else [len(self.schema.columns[j].categories) for j in categorical]
+        num = x[:, numeric]
+        mean, std = torch.tensor(num.mean(axis=0)), torch.tensor(num.std(axis=0)).clamp_min(1e-6)
+        encoder = TableEncoder(numeric, categorical, cards, mean, std)
+        return MLPNet(encoder.out_features, num_classes, list(self.hidden), self.dropout, encoder)
 
     def to_tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.tensor(np.asarray(x, dtype=np.float32))

@@ -13,7 +13,9 @@
   5. Generate this round's share of the synthetic budget conditioned on U_tau: seeds drawn from U_tau,
      each with a target label drawn from the seed's predictive distribution (`label_mode: argmax`
      takes its most likely class), varied by the generator at `strength`; with `prompt_template`, each
-     seed also gets a prompt naming its target class and the class it is confused with.
+     seed also gets a prompt naming its target class and the class it is confused with. Tables are
+     targeted through column values instead (`targeting`: the categorical values over-represented in
+     U_tau, or conditions found by Bayesian optimisation; method/targeting.py).
   6. Retrain on real + all synthetic so far with class-weighted sampling (mixing ratio) and the loss
      cross-entropy + beta * KL(f_{r-1}(x) || f_r(x)) on real examples (beta = kl_weight; 0 switches it
      off); warm-started from f_{r-1} by default. Go to 2.
@@ -32,6 +34,7 @@ from bench.data import Split
 from bench.errors import BenchError
 from bench.generator import Conditions, fitted_generator
 from bench.method.mixing import concat, empty_like, mix_weights
+from bench.method.targeting import attribute_conditions, bo_conditions, overrepresented
 from bench.method.uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
@@ -91,6 +94,14 @@ class ActiveSynthesis:
     round_epochs: int | None = None  # epochs per retraining round; None: the recipe's
     mix_ratio: float | None = None  # None: the suite's synthetic.mix_ratio
     select_round_on_val: bool = True  # return the retrained model with the lowest validation loss
+    targeting: str = "auto"  # how generation is aimed at U_tau: "seeds" (vary its examples; images), "attributes"
+    #   (condition on its over-represented categorical values; tables), "bo" (conditions chosen by Bayesian
+    #   optimisation of the generated rows' BALD; tables); auto: attributes for tables, else seeds
+    min_lift: float = 1.2  # attributes/bo: a categorical value is a target if its share in U_tau is this many
+    #                        times its share in the pool (method/targeting.py)
+    bo_trials: int = 20  # bo: TPE trials per round, each generating `bo_probe` rows
+    bo_probe: int = 32
+    bo_keep: int = 5  # bo: the round's rows are shared among this many best conditions
     prompt_template: str | None = None  # uncertainty-conditioned prompts for text-conditioned generators, e.g.
     #   "a photo of a {label} that looks like a {confuser}": label = the target class, confuser = the seed's most
     #   probable other class; None: no prompts (generators use their class prompts)
@@ -105,6 +116,8 @@ class ActiveSynthesis:
                   (self.max_rounds >= 1 and self.patience >= 1 and self.passes >= 1 and self.members >= 2,
                    "max_rounds, patience and passes must be >= 1, members >= 2"),
                   (0 <= self.strength <= 1 and self.kl_weight >= 0, "strength must lie in [0, 1], kl_weight >= 0"),
+                  (self.targeting in ("auto", "seeds", "attributes", "bo"), "targeting must be auto, seeds, attributes or bo"),
+                  (self.bo_trials >= 1 and self.bo_probe >= 1 and self.bo_keep >= 1, "bo_trials, bo_probe and bo_keep must be >= 1"),
                   (self.prompt_template is None or "{label}" in self.prompt_template,
                    "prompt_template must contain {label} (and may contain {confuser})")]
         for ok, message in checks:
@@ -158,10 +171,10 @@ class ActiveSynthesis:
                 break
             chosen = rng.choice(region, n) if self.guidance else rng.choice(len(pool), n)
             labels = draw_labels(u.mean_probs[chosen], self.label_mode, rng)
-            prompts = None if self.prompt_template is None else uncertain_prompts(
-                self.prompt_template, task.data.classes, labels, u.mean_probs[chosen])
-            new = generator.sample(n, Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength,
-                                                 prompts=prompts), rng)
+            conditions, scoring["targeting"] = self.conditions(task, generator, models, r, pool, region, chosen, labels,
+                                                              u, rng)
+            new = generator.sample(len(conditions.labels), conditions, rng)
+            labels = conditions.labels
             synthetic = concat(synthetic, new)
             teacher = np.full((len(task.train) + len(synthetic), task.num_classes), np.nan)
             teacher[: len(task.train)] = np.mean([m.predict_proba(task.train.x) for m in models], axis=0)
@@ -181,6 +194,36 @@ class ActiveSynthesis:
             "mix_ratio": mix, "rounds": rounds, "stopped_because": stop, "returned_round": chosen_round,
             "pool_size": len(pool), "generator": gen_log,
         })
+
+    def conditions(self, task: Task, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
+                   chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, rng: np.random.Generator
+                   ) -> tuple[Conditions, dict[str, Any]]:
+        """The round's generation conditions, aimed at U_tau as `targeting` says, with a log of them."""
+        targeting = self.targeting if self.targeting != "auto" else ("attributes" if task.data.schema is not None else "seeds")
+        if targeting == "seeds":
+            prompts = None if self.prompt_template is None else uncertain_prompts(
+                self.prompt_template, task.data.classes, labels, u.mean_probs[chosen])
+            return (Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength, prompts=prompts),
+                    {"kind": "seeds"})
+        schema = task.data.schema
+        if schema is None:
+            raise BenchError(f"targeting {targeting!r} needs a table (a data set with a schema)")
+        # Without guidance (the ablation) the "region" is the whole pool: nothing is over-represented.
+        targets = overrepresented(schema, pool.x, region if self.guidance else np.arange(len(pool)), self.min_lift)
+        named = [f"{t.column}={schema.column(t.column).categories[t.code]} (lift {t.lift:.2f}, {t.count} rows)"
+                 for t in targets]
+        if targeting == "attributes":
+            attrs = attribute_conditions(schema, np.asarray(pool.x)[chosen], targets)
+            return Conditions(labels=labels, attributes=attrs), {"kind": "attributes", "targets": named}
+
+        def sample(k: int, label: int, target: Any, seed: int) -> np.ndarray:
+            attrs = {} if target is None else {target.column: np.full(k, float(target.code))}
+            return generator.sample(k, Conditions(labels=np.full(k, label), attributes=attrs), np.random.default_rng(seed)).x
+
+        bo_labels, attrs, trials = bo_conditions(sample, lambda x: self.estimate(task, models, x, r).bald, task.num_classes,
+                                                 targets, len(chosen), self.bo_trials, self.bo_probe, self.bo_keep,
+                                                 seed=task.seed * 1000 + r)
+        return Conditions(labels=bo_labels, attributes=attrs), {"kind": "bo", "targets": named, "trials": trials}
 
     def _round_log(self, task: Task, r: int, models: list[Any], n_syn: int, scoring: dict | None, start: float,
                    new_labels: np.ndarray | None = None) -> dict[str, Any]:

@@ -17,7 +17,9 @@ real examples. Details that keep that argument true:
   read no real data); during G's step D's per-example gradient hooks are off.
 * The fitted record keeps only losses computed on fake examples (D's loss on fakes, G's loss); D's
   loss on real batches would be a non-private statistic of the data.
-* Images are scaled from the public uint8 range [0, 255]; numeric tables are used as they are
+* Images are scaled from the public uint8 range [0, 255]; tables with a schema (bench.table) from each
+  column's public domain [low, high] to [-1, 1], categories one-hot (`TableCodec`); plain numeric
+  vectors are used as they are
   (`standardize: true` scales them by the real examples' mean and standard deviation, which the DP
   guarantee does NOT cover: recorded as `preprocessing_private_ = False`).
 * Opacus runs with `secure_mode=False` (torchcsprng is not installed): noise and sampling come from
@@ -25,7 +27,8 @@ real examples. Details that keep that argument true:
 
 Two variants, picked from the input shape: a small DCGAN-like conv net for uint8 images (N, H, W, C)
 of any size (the nets work at the next size 4 * 2^k >= max(H, W), e.g. 32 for 28x28 or 32x32, and
-samples are resized back, bilinear with antialiasing), and an MLP for numeric vectors (N, D). Both
+samples are resized back, bilinear with antialiasing), and an MLP for tables and numeric vectors (N, D),
+whose generator ends in a Gumbel-softmax per categorical column when the data set has a schema. Both
 discriminators are projection discriminators (Miyato & Koyama 2018: logit = w.h + embed(y).h) with
 GroupNorm or no normalisation (BatchNorm mixes examples and has no per-example gradients, so Opacus
 refuses it); the conv generator uses BatchNorm, over fakes only. Against the collapse of a
@@ -121,16 +124,31 @@ class _ConvDiscriminator(nn.Module):
 
 
 class _MLPGenerator(nn.Module):
-    """(z, y) -> a numeric vector: two hidden layers, a linear (unbounded) output."""
+    """(z, y) -> a numeric vector: two hidden layers, a linear (unbounded) output; for a table, `blocks`
+    (start, width) of one-hot categories get a Gumbel-softmax each (temperature 0.2, as CTGAN: near
+    one-hot yet differentiable) and the numbers, scaled to [-1, 1], a tanh."""
 
-    def __init__(self, latent_dim: int, num_classes: int, dim: int, hidden: int) -> None:
+    def __init__(self, latent_dim: int, num_classes: int, dim: int, hidden: int,
+                 blocks: list[tuple[int, int]] | None = None) -> None:
         super().__init__()
         self.embed = nn.Embedding(num_classes, latent_dim)
         self.net = nn.Sequential(nn.Linear(2 * latent_dim, hidden), nn.LeakyReLU(0.2),
                                  nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, dim))
+        self.blocks = blocks
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, self.embed(y)], dim=1))
+        out = self.net(torch.cat([z, self.embed(y)], dim=1))
+        if self.blocks is None:
+            return out
+        numeric = torch.ones(out.shape[1], dtype=torch.bool, device=out.device)
+        parts = []
+        for start, width in self.blocks:
+            numeric[start:start + width] = False
+            parts.append((start, F.gumbel_softmax(out[:, start:start + width], tau=0.2, dim=1)))
+        result = torch.where(numeric, torch.tanh(out), out)
+        for start, soft in parts:
+            result = torch.cat([result[:, :start], soft, result[:, start + soft.shape[1]:]], dim=1)
+        return result
 
 
 class _MLPDiscriminator(nn.Module):
@@ -142,6 +160,46 @@ class _MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x), y)
+
+
+class TableCodec:
+    """Table rows (bench.table) <-> the GAN's vectors: each number scaled from its PUBLIC domain
+    [low, high] (the schema's, not the data's, so the scaling spends no privacy) to [-1, 1], each
+    category one-hot; decoding takes the most likely category and clips numbers to the domain."""
+
+    def __init__(self, schema: Any) -> None:
+        missing = [c.name for c in schema.columns if c.kind == "numeric" and (c.low is None or c.high is None)]
+        if missing:
+            raise BenchError(f"dp_gan needs public bounds (low, high) for every numeric column; missing: {', '.join(missing)}")
+        self.schema = schema
+        self.blocks: list[tuple[int, int]] = []
+        self.offsets, width = [], 0
+        for c in schema.columns:
+            self.offsets.append(width)
+            if c.kind == "categorical":
+                self.blocks.append((width, len(c.categories)))
+                width += len(c.categories)
+            else:
+                width += 1
+        self.width = width
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(x), self.width), dtype=np.float32)
+        for j, (c, o) in enumerate(zip(self.schema.columns, self.offsets)):
+            if c.kind == "categorical":
+                out[np.arange(len(x)), o + np.rint(x[:, j]).astype(int)] = 1.0
+            else:
+                out[:, o] = 2 * (x[:, j] - c.low) / max(c.high - c.low, 1e-12) - 1
+        return out
+
+    def decode(self, v: np.ndarray) -> np.ndarray:
+        x = np.empty((len(v), len(self.schema.columns)), dtype=np.float64)
+        for j, (c, o) in enumerate(zip(self.schema.columns, self.offsets)):
+            if c.kind == "categorical":
+                x[:, j] = v[:, o:o + len(c.categories)].argmax(axis=1)
+            else:
+                x[:, j] = (v[:, o].astype(np.float64) + 1) / 2 * (c.high - c.low) + c.low
+        return self.schema.clean(x)
 
 
 @contextlib.contextmanager
@@ -189,10 +247,13 @@ class DPGAN:
     device: str = "auto"  # where fit() trains: auto (CUDA when present), cpu or cuda; not part of the cache key
 
     version: ClassVar[int] = 1
+    schema: ClassVar[Any] = None  # a table's bench.table.TableSchema, set by the harness (fitted_generator)
 
     # -- encoding between the data's representation and the networks' -------------------------------
 
     def _encode(self, x: np.ndarray) -> torch.Tensor:
+        if self.variant_ == "table":
+            return torch.from_numpy(self._table_codec().encode(x))
         if self.variant_ == "image":
             t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 127.5 - 1
             if t.shape[-2:] != (self.size_, self.size_):
@@ -201,7 +262,12 @@ class DPGAN:
             return t.contiguous()
         return torch.from_numpy(((x - self.mean_) / self.scale_).astype(np.float32))
 
+    def _table_codec(self) -> "TableCodec":
+        return TableCodec(self.schema_)
+
     def _decode(self, t: torch.Tensor) -> np.ndarray:
+        if self.variant_ == "table":
+            return self._table_codec().decode(t.numpy())
         if self.variant_ == "image":
             h, w = self.shape_[:2]
             if t.shape[-2:] != (h, w):
@@ -225,6 +291,12 @@ class DPGAN:
             channels = x.shape[3]
             return (_ConvGenerator(self.latent_dim, num_classes, channels, self.width, levels),
                     _ConvDiscriminator(num_classes, channels, self.width, levels))
+        if x.ndim == 2 and self.schema is not None:
+            self.variant_ = "table"
+            self.schema_ = self.schema
+            codec = self._table_codec()
+            return (_MLPGenerator(self.latent_dim, num_classes, codec.width, self.hidden, codec.blocks),
+                    _MLPDiscriminator(num_classes, codec.width, self.hidden))
         if x.ndim == 2:
             self.variant_ = "tabular"
             flat = x.astype(np.float64)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from bench.baselines.smote import smote_samples
+from bench.benchmarks.toy import ToyPocketsOracle
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.generator import Conditions, fitted_generator
 from bench.method.mixing import mix_weights
 from bench.method.uncertainty import mc_dropout
-from bench.benchmarks.toy import ToyPocketsOracle
 from bench.registry import DATASETS, GENERATORS, STRATEGIES
 from bench.task import Task
 

@@ -76,7 +76,7 @@ def test_model_path_goes_to_a_generator_that_loads_weights(tmp_path):
     (("val_per_class: 2", "val_per_class: two"), "val_per_class: Input should be a valid integer"),
     (("seeds: [0, 1]", "seeds: []"), "seeds"),
     (("version: 1", "version: 1\nbudget: 3"), "budget: Extra inputs are not permitted"),
-    (("strategies: [real_only]", "strategies: [real_only, real_only]"), "strategy ids must be unique"),
+    (("strategies: [real_only]", "strategies: [real_only, real_only]"), "strategies must be unique, repeated: real_only"),
 ])
 def test_invalid_suites_are_one_line_errors(tmp_path, edit, message):
     with pytest.raises(BenchError) as exc:
@@ -110,3 +110,16 @@ def test_cells_cover_the_grid_and_hashes_track_the_config(tmp_path):
 def test_config_hash_ignores_key_order():
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_a_metric_twice_needs_ids_and_results_are_keyed_by_them(tmp_path):
+    text = SUITE.replace("metrics: [accuracy]", "metrics: [accuracy, {name: worst_group_accuracy, params: {attribute: a}},\n"
+                         "  {name: worst_group_accuracy, params: {attribute: b}}]")
+    with pytest.raises(BenchError, match="metrics must be unique, repeated: worst_group_accuracy"):
+        load_suite(write(tmp_path, text))
+    text = text.replace("attribute: b}", "attribute: b}, id: worst_b")
+    suite = load_suite(write(tmp_path, text))
+    assert suite.metric_keys == ["accuracy", "worst_group_accuracy", "worst_b"]
+    assert suite.metric_record()[0] == "accuracy"  # a bare name stays a bare name: old config hashes hold
+    assert suite.metric_record()[1] == {"name": "worst_group_accuracy", "params": {"attribute": "a"}}
+    assert suite.metric_record()[2]["id"] == "worst_b"

@@ -1,0 +1,110 @@
+"""Targeting generation at the uncertain region of a table, for the active loop (method/active.py).
+
+Images are targeted by varying the uncertain examples themselves (seeds). A table generator is
+conditioned on column values instead (sdv conditions), so the uncertain region U_tau is turned into
+conditions two ways:
+
+`attributes`: the categorical values over-represented in U_tau. For each categorical column and
+  category, lift = (share of U_tau rows with it) / (share of pool rows with it). Values with lift >=
+  `min_lift` and at least `min_count` rows in U_tau are the targets (the `max_targets` highest). Each
+  chosen uncertain seed row gives its target label (drawn from its predictive distribution, as for
+  images) and, of the targets it carries, the one with the highest lift, as one attribute condition
+  (one per row: CTGAN meets a single categorical condition through its conditional vector, more by
+  rejection sampling).
+
+`bo`: Bayesian optimisation (optuna's TPE sampler) over conditions (target label, and one of the
+  over-represented values or none) for the plan's criterion: the generated rows should carry the most
+  mutual information between their labels and the model, i.e. the highest mean BALD score
+  I(y; w | x) = H[E_w p(y|x,w)] - E_w H[p(y|x,w)] under f_{r-1}'s MC-dropout (or ensemble) posterior.
+  Each trial generates `probe` rows with its condition and is scored by their mean BALD; the round's
+  rows are then shared among the `keep` best distinct conditions in proportion to their scores.
+  TPE (a tree-structured Parzen estimator) suits this small, categorical search space; optuna is the
+  library because it is well kept and has no heavy dependencies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from bench.table import TableSchema
+
+
+@dataclass(frozen=True)
+class Target:
+    column: str
+    code: int
+    lift: float  # share in U_tau / share in the pool
+    count: int  # rows of U_tau with this value
+
+
+def overrepresented(schema: TableSchema, pool_x: np.ndarray, region: np.ndarray, min_lift: float = 1.2,
+                    min_count: int = 10, max_targets: int | None = 5) -> list[Target]:
+    """Categorical values over-represented in U_tau (rows `region` of the pool), highest lift first, at
+    most `max_targets` of them (each target is one more condition to sample; rare values with a few
+    rows have noisy lifts, hence `min_count`)."""
+    x = np.asarray(pool_x)
+    targets = []
+    for j in schema.categorical:
+        col = schema.columns[j]
+        codes = np.rint(x[:, j]).astype(int)
+        pool_share = np.bincount(codes, minlength=len(col.categories)) / max(len(codes), 1)
+        counts = np.bincount(codes[region], minlength=len(col.categories))
+        region_share = counts / max(len(region), 1)
+        for code in np.flatnonzero((counts >= min_count) & (pool_share > 0)):
+            lift = region_share[code] / pool_share[code]
+            if lift >= min_lift:
+                targets.append(Target(col.name, int(code), float(lift), int(counts[code])))
+    return sorted(targets, key=lambda t: -t.lift)[:max_targets]
+
+
+def attribute_conditions(schema: TableSchema, seeds: np.ndarray, targets: list[Target]) -> dict[str, np.ndarray]:
+    """Per seed row, the highest-lift target it carries (NaN in every other column; all NaN if none)."""
+    seeds = np.asarray(seeds)
+    out = {t.column: np.full(len(seeds), np.nan) for t in targets}
+    free = np.ones(len(seeds), dtype=bool)
+    for t in targets:  # highest lift first
+        hit = free & (np.rint(seeds[:, schema.index(t.column)]) == t.code)
+        out[t.column][hit] = t.code
+        free &= ~hit
+    return out
+
+
+def bo_conditions(sample: Callable[[int, int, Target | None, int], np.ndarray], bald: Callable[[np.ndarray], np.ndarray],
+                  num_classes: int, targets: list[Target], n: int, trials: int, probe: int, keep: int, seed: int
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
+    """n (label, attribute) conditions chosen by TPE. `sample(k, label, target, seed)` generates k rows
+    with that condition (target None: the label alone); `bald(x)` scores rows. Returns the labels, the
+    attribute conditions (as `attribute_conditions`) and the trials' log."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    options = [None, *targets]
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+
+    def objective(trial: "optuna.Trial") -> float:
+        label = trial.suggest_categorical("label", list(range(num_classes)))
+        which = trial.suggest_categorical("target", list(range(len(options))))
+        x = sample(probe, label, options[which], seed * 1000 + trial.number)
+        return float(np.mean(bald(x)))
+
+    study.optimize(objective, n_trials=trials)
+    best: dict[tuple[int, int], float] = {}
+    for t in study.trials:
+        key = (t.params["label"], t.params["target"])
+        best[key] = max(best.get(key, -np.inf), float(t.value))
+    chosen = sorted(best.items(), key=lambda kv: -kv[1])[:keep]
+    scores = np.array([max(v, 1e-12) for _, v in chosen])
+    counts = np.floor(scores / scores.sum() * n).astype(int)
+    counts[: n - counts.sum()] += 1  # the remainder to the best conditions
+    labels, attrs = [], {t.column: [] for t in targets}
+    for ((label, which), _), k in zip(chosen, counts):
+        labels += [label] * k
+        for col in attrs:
+            target = options[which]
+            attrs[col] += [target.code if target is not None and target.column == col else np.nan] * k
+    log = [{"label": t.params["label"], "target": None if options[t.params["target"]] is None else
+            f"{options[t.params['target']].column}={options[t.params['target']].code}", "mean_bald": float(t.value)}
+           for t in study.trials]
+    return np.asarray(labels, dtype=np.int64), {c: np.asarray(v, dtype=np.float64) for c, v in attrs.items()}, log
