@@ -79,10 +79,13 @@ def _table(suite: str, version: int, preset: str, dataset: str, budget: int, rec
         by_strategy[r["cell"]["strategy"]].append(r)
     # Scalar metrics only (per-class dicts stay in the JSON), primary first.
     directions: dict[str, bool] = {}
+    mappings: set[str] = set()  # a metric that is a mapping in any result (None in others, e.g. without synthetic data)
     for r in records:
         for name, m in r["metrics"].items():
-            if not isinstance(m["value"], dict):
-                directions.setdefault(name, m["higher_is_better"])
+            directions.setdefault(name, m["higher_is_better"])
+            if isinstance(m["value"], dict):
+                mappings.add(name)
+    directions = {n: d for n, d in directions.items() if n not in mappings}
     others = sorted(n for n in directions if n != primary)
     rows = []
     for strategy, rs in by_strategy.items():

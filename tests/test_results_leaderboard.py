@@ -103,6 +103,16 @@ def test_leaderboard_sorts_by_primary_metric_and_counts_errors(tmp_path):
     assert "per_class_accuracy" not in text  # per-class values stay in the JSON
 
 
+def test_a_metric_that_is_a_mapping_in_some_results_and_none_in_others_stays_out(tmp_path):
+    real, synth = record("real_only", 0, 0.5), record("synth", 0, 0.6)
+    real["metrics"]["audit"] = {"value": None, "higher_is_better": False}  # no synthetic data
+    synth["metrics"]["audit"] = {"value": {"synthetic": 0.1, "real": 0.2}, "higher_is_better": False}
+    put(tmp_path, real)  # sorted first: its None would make the metric look scalar
+    put(tmp_path, synth)
+    text = leaderboard.render(tmp_path)
+    assert "audit" not in text and "| synth | 0.6000" in text
+
+
 def test_leaderboard_check_detects_stale_file(tmp_path):
     put(tmp_path, record("good", 0, 0.5))
     out = tmp_path / "LEADERBOARD.md"
