@@ -140,15 +140,13 @@ class _MLPGenerator(nn.Module):
         out = self.net(torch.cat([z, self.embed(y)], dim=1))
         if self.blocks is None:
             return out
-        numeric = torch.ones(out.shape[1], dtype=torch.bool, device=out.device)
-        parts = []
-        for start, width in self.blocks:
-            numeric[start:start + width] = False
-            parts.append((start, F.gumbel_softmax(out[:, start:start + width], tau=0.2, dim=1)))
-        result = torch.where(numeric, torch.tanh(out), out)
-        for start, soft in parts:
-            result = torch.cat([result[:, :start], soft, result[:, start + soft.shape[1]:]], dim=1)
-        return result
+        parts, done = [], 0
+        for start, width in self.blocks:  # the numbers before each block, then the block
+            parts.append(torch.tanh(out[:, done:start]))
+            parts.append(F.gumbel_softmax(out[:, start:start + width], tau=0.2, dim=1))
+            done = start + width
+        parts.append(torch.tanh(out[:, done:]))
+        return torch.cat(parts, dim=1)
 
 
 class _MLPDiscriminator(nn.Module):
