@@ -67,6 +67,8 @@ def test_model_path_goes_to_a_generator_that_loads_weights(tmp_path):
     assert suite.synthetic.generator.params["model_path"] == str(tmp_path)
     assert suite.synthetic.generator.params["rank"] == 16  # the preset's own parameters stay
     assert suite.budgets == [100, 500, 1000]  # the gpu preset's settings come with it (YAML merge key)
+    active = [s for s in suite.strategies if s.name == "active_synthesis"][0]
+    assert "{confuser}" in active.params["prompt_template"]  # uncertainty-conditioned prompts
     with pytest.raises(BenchError, match="its generator diffusion loads no model folder"):
         load_suite("cifar10", model_path=str(tmp_path))
 
