@@ -38,6 +38,11 @@ class Column:
             raise ValueError(f"categorical column {self.name!r} needs its categories")
 
 
+def whole_numbers(name: str, low: float, high: float) -> Column:
+    """A numeric column of whole numbers in the public domain [low, high]."""
+    return Column(name, "numeric", integer=True, low=low, high=high)
+
+
 @dataclass(frozen=True)
 class Sensitive:
     """A sensitive attribute, read from one column: a categorical column's categories are its groups;
@@ -96,6 +101,23 @@ class TableSchema:
             else:
                 out[attr] = np.asarray(s.names, dtype=object)[np.digitize(values, s.bins)]
         return {k: v.astype(str) for k, v in out.items()}
+
+    def split(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """A bench.data.Split of these rows with their sensitive attributes as groups."""
+        from bench.data import Split
+
+        return Split(x, y, groups=self.groups(x))
+
+    def out_of_domain(self, x: np.ndarray) -> list[str]:
+        """Names of the numeric columns with a value outside [low, high], or not whole where `integer`."""
+        x = np.asarray(x, dtype=np.float64)
+        bad = []
+        for i in self.numeric:
+            c, v = self.columns[i], x[:, i]
+            if ((c.low is not None and np.any(v < c.low)) or (c.high is not None and np.any(v > c.high))
+                    or (c.integer and np.any(v != np.rint(v)))):
+                bad.append(c.name)
+        return bad
 
     def clean(self, x: np.ndarray) -> np.ndarray:
         """Generated rows made valid: category codes rounded into range, integer columns rounded,

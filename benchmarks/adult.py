@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import DataFile, DatasetSplits, Split, locate, verified_cache
+from bench.data import DataFile, DatasetSplits, locate, verified_cache
 from bench.errors import BenchError
 from bench.registry import DATASETS
-from bench.table import Column, Sensitive, TableSchema
+from bench.table import Column, Sensitive, TableSchema, whole_numbers
 
 # No download source: UCI serves the files uncompressed (other checksums); they are in ../shared/data.
 FILES = (
@@ -62,24 +62,20 @@ CATEGORIES = {  # sorted values of the kept training rows
 }
 
 
-def _num(name: str, low: float, high: float) -> Column:
-    return Column(name, "numeric", integer=True, low=low, high=high)
-
-
 # Numeric bounds: the UCI documented / observed domain, not computed at load time. The extraction kept
 # age > 16 and hours-per-week > 0 (adult.names); 90 (age), 99 (hours-per-week) and 99,999 (capital-gain,
 # US dollars) are the census top codes; capital-loss (US dollars) tops out at 4,356 in both files;
 # education-num numbers the 16 education levels (1 = Preschool ... 16 = Doctorate). No row falls outside.
 SCHEMA = TableSchema(
     columns=(
-        _num("age", 17, 90),  # years
+        whole_numbers("age", 17, 90),  # years
         Column("workclass", "categorical", CATEGORIES["workclass"]),
-        _num("education-num", 1, 16),
+        whole_numbers("education-num", 1, 16),
         *(Column(c, "categorical", CATEGORIES[c]) for c in ("marital-status", "occupation", "relationship", "race",
                                                             "sex")),
-        _num("capital-gain", 0, 99999),  # US dollars
-        _num("capital-loss", 0, 4356),  # US dollars
-        _num("hours-per-week", 1, 99),  # hours
+        whole_numbers("capital-gain", 0, 99999),  # US dollars
+        whole_numbers("capital-loss", 0, 4356),  # US dollars
+        whole_numbers("hours-per-week", 1, 99),  # hours
         Column("native-country", "categorical", CATEGORIES["native-country"]),
     ),
     sensitive={"sex": Sensitive("sex"), "race": Sensitive("race")},
@@ -101,10 +97,9 @@ def _read(path: Path, skip_first_line: bool) -> tuple[np.ndarray, np.ndarray]:
         x, y = SCHEMA.from_frame(frame.assign(label=labels), classes=CLASSES)
     except (ValueError, KeyError, TypeError) as exc:  # an unknown category or label, a non-numeric field
         raise BenchError(f"{path}: {exc}") from None
-    for i in SCHEMA.numeric:
-        c = SCHEMA.columns[i]
-        if np.any(x[:, i] < c.low) or np.any(x[:, i] > c.high) or np.any(x[:, i] != np.rint(x[:, i])):
-            raise BenchError(f"{path}: column {c.name!r} has values outside the whole numbers {c.low}..{c.high}")
+    if bad := SCHEMA.out_of_domain(x):
+        c = SCHEMA.column(bad[0])
+        raise BenchError(f"{path}: column {c.name!r} has values outside the whole numbers {c.low}..{c.high}")
     return x, y
 
 
@@ -134,6 +129,5 @@ class Adult:
         a = verified_cache("adult-v1", folder, FILES, _decode)
         return DatasetSplits(
             name="adult", modality="tabular", classes=list(CLASSES), schema=SCHEMA,
-            train=Split(a["x_train"], a["y_train"], groups=SCHEMA.groups(a["x_train"])),
-            test=Split(a["x_test"], a["y_test"], groups=SCHEMA.groups(a["x_test"])),
+            train=SCHEMA.split(a["x_train"], a["y_train"]), test=SCHEMA.split(a["x_test"], a["y_test"]),
         )

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.benchmarks.utkface import split_indices
-from bench.data import DataFile, DatasetSplits, Split, locate, verified_cache
+from bench.data import DataFile, DatasetSplits, locate, verified_cache
 from bench.errors import BenchError
 from bench.registry import DATASETS
-from bench.table import Column, Sensitive, TableSchema
+from bench.table import Column, Sensitive, TableSchema, whole_numbers
 
 # No download source: the UCI original is an .xls file (other checksum); this csv is in ../shared/data.
 FILES = (DataFile("UCI_Credit_Card.csv.gz", "70590a9a98f6d95c76a4bf97913b3601af1ec485d6e304ee8fbe219a6f6c2c60"),)
@@ -49,24 +49,20 @@ SEXES = ("male", "female")  # the file's SEX codes 1 and 2
 MONTHS = (1, 2, 3, 4, 5, 6)  # September .. April 2005
 
 
-def _int(name: str, low: float, high: float) -> Column:
-    return Column(name, "numeric", integer=True, low=low, high=high)
-
-
 # Numeric bounds: the UCI documentation gives no ranges, so these are round bounds chosen to cover the
 # data (observed: LIMIT_BAL 10,000..1,000,000; BILL_AMT -339,603..1,664,089; PAY_AMT 0..1,684,259;
 # AGE 21..79), except PAY_x, whose -2..8 is the documented scale as it occurs. A DP generator scaling by
 # them spends no privacy on the range, though the round numbers were picked with the data in view.
 SCHEMA = TableSchema(
     columns=(
-        _int("LIMIT_BAL", 0, 1_000_000),  # NT$
+        whole_numbers("LIMIT_BAL", 0, 1_000_000),  # NT$
         Column("SEX", "categorical", SEXES),
         Column("EDUCATION", "categorical", tuple(str(k) for k in range(7))),
         Column("MARRIAGE", "categorical", tuple(str(k) for k in range(4))),
-        _int("AGE", 21, 79),  # years
-        *(_int(f"PAY_{k}", -2, 8) for k in (0, 2, 3, 4, 5, 6)),  # months of delay (-2, -1, 0: see above)
-        *(_int(f"BILL_AMT{m}", -400_000, 2_000_000) for m in MONTHS),  # NT$
-        *(_int(f"PAY_AMT{m}", 0, 2_000_000) for m in MONTHS),  # NT$
+        whole_numbers("AGE", 21, 79),  # years
+        *(whole_numbers(f"PAY_{k}", -2, 8) for k in (0, 2, 3, 4, 5, 6)),  # months of delay (-2, -1, 0: see above)
+        *(whole_numbers(f"BILL_AMT{m}", -400_000, 2_000_000) for m in MONTHS),  # NT$
+        *(whole_numbers(f"PAY_AMT{m}", 0, 2_000_000) for m in MONTHS),  # NT$
     ),
     sensitive={"sex": Sensitive("SEX"), "age": Sensitive("AGE", bins=(30, 40, 50), names=("<30", "30-39", "40-49",
                                                                                            "50+"))},
@@ -86,10 +82,9 @@ def _decode(folder: Path) -> dict[str, np.ndarray]:
         raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
     if set(frame.columns) != {c.name for c in SCHEMA.columns} | {LABEL, "label"}:
         raise BenchError(f"{path}: columns {list(frame.columns)} are not the expected ones")
-    for i in SCHEMA.numeric:
-        c = SCHEMA.columns[i]
-        if np.any(x[:, i] < c.low) or np.any(x[:, i] > c.high) or np.any(x[:, i] != np.rint(x[:, i])):
-            raise BenchError(f"{path}: column {c.name!r} has values outside the whole numbers {c.low}..{c.high}")
+    if bad := SCHEMA.out_of_domain(x):
+        c = SCHEMA.column(bad[0])
+        raise BenchError(f"{path}: column {c.name!r} has values outside the whole numbers {c.low}..{c.high}")
     train, test = split_indices(y, TEST_FRACTION, SPLIT_SEED)
     return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
 
@@ -110,6 +105,5 @@ class TaiwanCredit:
         a = verified_cache(f"taiwan_credit-v1-split{SPLIT_SEED}-test{TEST_FRACTION}", folder, FILES, _decode)
         return DatasetSplits(
             name="taiwan_credit", modality="tabular", classes=list(CLASSES), schema=SCHEMA,
-            train=Split(a["x_train"], a["y_train"], groups=SCHEMA.groups(a["x_train"])),
-            test=Split(a["x_test"], a["y_test"], groups=SCHEMA.groups(a["x_test"])),
+            train=SCHEMA.split(a["x_train"], a["y_train"]), test=SCHEMA.split(a["x_test"], a["y_test"]),
         )

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data import DatasetSplits, Split
+from bench.data import DatasetSplits
 from bench.registry import DATASETS
 from bench.table import Column, Sensitive, TableSchema
 
@@ -150,5 +150,5 @@ class Transactions:
         splits = {}
         for split, n, stream in (("train", self.n_train, train_stream), ("test", self.n_test, test_stream)):
             x, y = generate(n, np.random.default_rng(stream))
-            splits[split] = Split(x, y, groups=SCHEMA.groups(x))
+            splits[split] = SCHEMA.split(x, y)
         return DatasetSplits(name="transactions", modality="tabular", classes=list(CLASSES), schema=SCHEMA, **splits)

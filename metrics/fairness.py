@@ -67,36 +67,34 @@ def _test_inputs(ctx: EvalContext, attribute: str) -> tuple[np.ndarray, np.ndarr
     return y, probs.argmax(axis=1), np.asarray(groups)
 
 
-@METRICS.register("demographic_parity_difference", higher_is_better=False, modalities=ALL)
-def demographic_parity_difference(ctx: EvalContext, attribute: str = "race") -> float | None:
-    """Largest gap between two groups' rates of positive predictions on the test split."""
+def _on_test(ctx: EvalContext, attribute: str, name: str) -> float | None:
+    """fairlearn.metrics.`name` of the test predictions over `attribute`'s groups; None where it does not
+    apply or is undefined (0/0)."""
     inputs = _test_inputs(ctx, attribute)
     if inputs is None:
         return None
     y, pred, groups = inputs
-    return float(_fairlearn().demographic_parity_difference(y, pred, sensitive_features=groups))
+    value = float(getattr(_fairlearn(), name)(y, pred, sensitive_features=groups))
+    return value if math.isfinite(value) else None
+
+
+@METRICS.register("demographic_parity_difference", higher_is_better=False, modalities=ALL)
+def demographic_parity_difference(ctx: EvalContext, attribute: str = "race") -> float | None:
+    """Largest gap between two groups' rates of positive predictions on the test split."""
+    return _on_test(ctx, attribute, "demographic_parity_difference")
 
 
 @METRICS.register("demographic_parity_ratio", higher_is_better=True, modalities=ALL)
 def demographic_parity_ratio(ctx: EvalContext, attribute: str = "race") -> float | None:
     """Smallest over largest group rate of positive predictions (disparate impact); None when no test
     example is predicted positive (0/0)."""
-    inputs = _test_inputs(ctx, attribute)
-    if inputs is None:
-        return None
-    y, pred, groups = inputs
-    value = float(_fairlearn().demographic_parity_ratio(y, pred, sensitive_features=groups))
-    return value if math.isfinite(value) else None
+    return _on_test(ctx, attribute, "demographic_parity_ratio")
 
 
 @METRICS.register("equalized_odds_difference", higher_is_better=False, modalities=ALL)
 def equalized_odds_difference(ctx: EvalContext, attribute: str = "race") -> float | None:
     """max(TPR gap, FPR gap) between groups on the test split (fairlearn's worst case)."""
-    inputs = _test_inputs(ctx, attribute)
-    if inputs is None:
-        return None
-    y, pred, groups = inputs
-    return float(_fairlearn().equalized_odds_difference(y, pred, sensitive_features=groups))
+    return _on_test(ctx, attribute, "equalized_odds_difference")
 
 
 def _label_disparity(ctx: EvalContext, attribute: str, ratio: bool) -> dict[str, float] | None:

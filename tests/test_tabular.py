@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.data import DatasetSplits, Split
@@ -137,7 +136,6 @@ def test_active_loop_targets_columns_of_the_uncertain_region(table):
     rounds = [r for r in result.log["rounds"][1:] if "targeting" in r]
     assert rounds and all(r["targeting"]["kind"] == "attributes" for r in rounds)
     assert len(result.synthetic) == 80 and np.array_equal(result.synthetic.x, SCHEMA.clean(result.synthetic.x))
-    torch.manual_seed(0)
     bo = STRATEGIES.get("active_synthesis")(uncertainty="mc_dropout", passes=10, max_rounds=1, round_epochs=5,
                                             pool_size=500, targeting="bo", bo_trials=4, bo_probe=8).run(task)
     (r1,) = [r for r in bo.log["rounds"] if r.get("targeting")]
