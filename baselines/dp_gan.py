@@ -2,7 +2,7 @@
 with DP-SGD (`bench.method.dp_gan.DPGAN`, Opacus) is fitted on the real budget with this strategy's own
 privacy and GAN parameters (the suite's `synthetic.generator` is the other strategies' generator), and
 the task model trains on real + `budget_per_class` DP-GAN samples per class, mixed at the suite's
-`mix_ratio`, like `random_synthetic`.
+`mix_ratio`, like `prior_synthetic`.
 
 The log's `privacy` record (epsilon spent, delta, clipping bound, noise multiplier, DP steps) covers
 the generator and its samples. The task model also trains on the real budget directly, so it is not
@@ -15,18 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.generator import Conditions, fitted_generator
-from bench.method.active import require_synthetic
+from bench.generator import Conditions
 from bench.method.dp_gan import DPGAN
-from bench.method.mixing import train_with_synthetic
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
+from bench.synthesis import SynthesisStrategy
 from bench.task import Task
 
 
-@STRATEGIES.register("dp_gan", kind="baseline", synthetic=True)
+@STRATEGIES.register("dp_gan", kind="baseline", synthesises=True, own_generator="dp_gan")
 @dataclass
-class DPGANBaseline:
+class DPGANBaseline(SynthesisStrategy):
     # The generator's parameters, with its defaults (see method/dp_gan.py for units and reasons); they
     # are repeated here so that every result records them in full. Its `device` is left out: the
     # generator trains where the task runs, and the device is no part of a result's configuration.
@@ -44,23 +43,20 @@ class DPGANBaseline:
     width: int = DPGAN.width
     hidden: int = DPGAN.hidden
     standardize: bool = DPGAN.standardize
-    mix_ratio: float | None = None  # None: the suite's synthetic.mix_ratio
 
     def run(self, task: Task) -> StrategyResult:
-        syn = require_synthetic(task, "dp_gan")
-        mix = syn.mix_ratio if self.mix_ratio is None else self.mix_ratio
         # Without `device`, fitted_generator has the generator follow the task's device.
         params = {f.name: getattr(self, f.name) for f in dataclasses.fields(DPGAN) if f.name != "device"}
-        generator, gen_log = fitted_generator(task, "dp_gan", params)  # cached: one fit per budget and seed
-        labels = np.repeat(np.arange(task.num_classes), syn.budget_per_class)
+        generator, gen_log = self.fitted_generator(task, "dp_gan", params)  # cached: one fit per budget and seed
+        labels = np.repeat(np.arange(task.num_classes), self.settings(task).budget_per_class)
         synthetic = generator.sample(len(labels), Conditions(labels=labels), np.random.default_rng([task.seed, 3]))
-        clf = train_with_synthetic(task, synthetic, mix, label="dp_gan")
+        clf = self.train(task, synthetic, label="dp_gan")
         last = generator.history_[-1] if generator.history_ else {}
         return StrategyResult(clf, synthetic=synthetic, log={
             "privacy": generator.privacy(),
             "gan": {"variant": generator.variant_, "final_d_loss_fake": last.get("d_loss_fake"),
                     "final_g_loss": last.get("g_loss"), "history": generator.history_,
                     "fit_seconds": generator.fit_seconds_},
-            "real_examples": len(task.train), "synthetic_examples": len(labels), "mix_ratio": mix,
+            "real_examples": len(task.train), "synthetic_examples": len(labels), "mix_ratio": self.mix(task),
             "best_epoch": clf.best_epoch, "history": clf.history, "generator": gen_log,
         })

@@ -1,45 +1,29 @@
-"""`random_synthetic`: the same fitted generator and the same synthetic budget as active synthesis,
-without the targeting: target labels drawn from the class prior of the real budget and seed examples
-drawn uniformly from the pool (or none). What it loses against `active_synthesis` is what targeting
-the uncertain region is worth."""
+"""`random_synthetic`: the control of active synthesis. It is the active loop itself
+(bench.method.active.ActiveSynthesis) with `guidance` off, so it differs from `active_synthesis` only
+in where the seeds come from: drawn uniformly from the pool instead of from the uncertain region U_tau.
+The labelling rule (a label drawn from the model's predictive distribution on each seed), the variation
+strength, the fitted generator, the number of examples per round, the rounds, the retraining and the
+selection of the returned round are the same code with the same parameters; for tables it conditions
+on those labels alone (column targeting is what guidance adds). What it loses against
+`active_synthesis` is what aiming at the uncertain region is worth.
+
+It takes the parameters of `active_synthesis`; give both the same values in a suite (a YAML anchor
+keeps them equal). The older one-shot baseline (labels from the class prior, trained once) is
+`prior_synthetic`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from bench.generator import Conditions, fitted_generator
-from bench.method.active import pool_split, require_synthetic
-from bench.method.mixing import train_with_synthetic
+from bench.method.active import ActiveSynthesis
 from bench.registry import STRATEGIES
-from bench.strategy import StrategyResult
-from bench.task import Task
 
 
-@STRATEGIES.register("random_synthetic", kind="baseline", synthetic=True)
+@STRATEGIES.register("random_synthetic", kind="baseline", version=2, synthesises=True, uses_generator=True)
 @dataclass
-class RandomSynthetic:
-    seeded: bool = True  # seed examples drawn at random from the pool; False: plain class-conditional samples
-    strength: float = 0.5  # variation strength for the seeds, as in active_synthesis
-    pool: str = "unlabeled"  # where seeds come from: "unlabeled" or "validation"
-    pool_size: int | None = 5000  # same pool subsample as active_synthesis
-    mix_ratio: float | None = None  # None: the suite's synthetic.mix_ratio
+class RandomSynthetic(ActiveSynthesis):
+    guidance: bool = False  # fixed: seeds uniform from the pool (the only difference from active_synthesis)
 
-    def run(self, task: Task) -> StrategyResult:
-        syn = require_synthetic(task, "random_synthetic")
-        mix = syn.mix_ratio if self.mix_ratio is None else self.mix_ratio
-        generator, gen_log = fitted_generator(task, syn.generator.name, syn.generator.params)
-        rng = np.random.default_rng([task.seed, 2])
-        n = syn.budget_per_class * task.num_classes
-        prior = np.bincount(task.train.y, minlength=task.num_classes) / len(task.train)
-        labels = rng.choice(task.num_classes, n, p=prior)
-        seeds = None
-        if self.seeded:
-            pool = pool_split(task, self.pool, self.pool_size, task.seed)
-            seeds = np.asarray(pool.x)[rng.choice(len(pool), n)]
-        synthetic = generator.sample(n, Conditions(labels=labels, seeds=seeds, strength=self.strength), rng)
-        clf = train_with_synthetic(task, synthetic, mix, label="random_synthetic")
-        return StrategyResult(clf, synthetic=synthetic, log={
-            "real_examples": len(task.train), "synthetic_examples": n, "mix_ratio": mix,
-            "best_epoch": clf.best_epoch, "history": clf.history, "generator": gen_log,
-        })
+    def __post_init__(self) -> None:
+        if self.guidance:
+            raise ValueError("random_synthetic is active_synthesis without guidance; use active_synthesis for guidance")
+        super().__post_init__()

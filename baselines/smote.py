@@ -13,10 +13,9 @@ import numpy as np
 from imblearn.over_sampling import SMOTE, SMOTENC
 
 from bench.data import Split
-from bench.method.active import require_synthetic
-from bench.method.mixing import train_with_synthetic
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
+from bench.synthesis import SynthesisStrategy
 from bench.table import TableSchema
 from bench.task import Task
 
@@ -46,18 +45,16 @@ def smote_samples(real: Split, per_class: int, k_neighbors: int, seed: int, sche
     return Split(new.astype(x.dtype).reshape(len(new), *x.shape[1:]), labels.astype(np.int64))
 
 
-@STRATEGIES.register("smote", kind="baseline", synthetic=True)
+@STRATEGIES.register("smote", kind="baseline", synthesises=True)
 @dataclass
-class Smote:
+class Smote(SynthesisStrategy):
     k_neighbors: int = 5  # same-class neighbours to interpolate between (capped by class size - 1)
-    mix_ratio: float | None = None  # None: the suite's synthetic.mix_ratio
 
     def run(self, task: Task) -> StrategyResult:
-        syn = require_synthetic(task, "smote")
-        mix = syn.mix_ratio if self.mix_ratio is None else self.mix_ratio
-        synthetic = smote_samples(task.train, syn.budget_per_class, self.k_neighbors, task.seed, task.data.schema)
-        clf = train_with_synthetic(task, synthetic, mix, label="smote")
+        synthetic = smote_samples(task.train, self.settings(task).budget_per_class, self.k_neighbors, task.seed,
+                                  task.data.schema)
+        clf = self.train(task, synthetic, label="smote")
         return StrategyResult(clf, synthetic=synthetic, log={
-            "real_examples": len(task.train), "synthetic_examples": len(synthetic), "mix_ratio": mix,
+            "real_examples": len(task.train), "synthetic_examples": len(synthetic), "mix_ratio": self.mix(task),
             "best_epoch": clf.best_epoch, "history": clf.history,
         })

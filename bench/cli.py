@@ -1,4 +1,4 @@
-"""The `bench` command: run, leaderboard, ls, validate.
+"""The `bench` command: run, leaderboard, stats, ls, validate.
 
 Every user-facing error (BenchError, bad arguments) is one line on stderr and exit code 2;
 a run whose cells all finished exits 0, one with error cells exits 1.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -30,6 +31,26 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _effect(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--effect takes a positive number of points, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"--cell-timeout takes a positive number of seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="Benchmark harness for active synthesis.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -43,13 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="folder holding the data sets (default: BENCH_DATA_DIR, shared data, cache)")
     r.add_argument("--force", action="store_true", help="recompute cells whose result is up to date")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS",
+                   help="a cell running longer becomes an error result (type Timeout) and the run goes on; "
+                   "overrides the suite's cell_timeout")
     r.add_argument("--sd-path", metavar="FOLDER", help="local Stable Diffusion weights (a diffusers folder) for a "
                    "suite whose generator loads them (sd_lora); sets synthetic.generator.params.model_path")
 
     lb = sub.add_parser("leaderboard", help="regenerate LEADERBOARD.md from the results")
     lb.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     lb.add_argument("--output", type=Path, default=DEFAULT_LEADERBOARD)
-    lb.add_argument("--check", action="store_true", help="fail (exit 1) if the file is not what results/ gives")
+    lb.add_argument("--check", action="store_true", help="fail (exit 1) if the file is not what results/ gives, or if a result does not come from a clean tree at a commit of this repository")
+
+    st = sub.add_parser("stats", help="paired verdicts by seed, and the seeds needed to detect an effect")
+    st.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results)")
+    st.add_argument("--suite", help="only this suite (default: every suite with results)")
+    st.add_argument("--effect", type=_effect, metavar="POINTS",
+                    help="effect to size the seeds for, in points (0.01 of the metric; default 1)")
 
     ls = sub.add_parser("ls", help="list registered entries")
     ls.add_argument("kind", choices=["suites", "datasets", "models", "generators", "strategies", "metrics"])
@@ -64,11 +94,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import run_suite
 
     suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds, model_path=args.sd_path)
-    s = run_suite(suite, args.out, device=args.device, force=args.force, quiet=args.quiet, data_dir=args.data_dir)
+    s = run_suite(suite, args.out, device=args.device, force=args.force, quiet=args.quiet, data_dir=args.data_dir,
+                  cell_timeout=args.cell_timeout)
     print(f"{suite.name} [{suite.preset}]: {len(s.done)} done, {len(s.skipped)} up to date, "
           f"{len(s.failed)} failed; results in {args.out}")
     for path in s.failed:
         print(f"failed: {path}", file=sys.stderr)
+    if s.stopped:
+        print(f"bench: {s.stopped}", file=sys.stderr)
     return 1 if s.failed else 0
 
 
@@ -76,15 +109,58 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench import leaderboard
 
     if not args.results.is_dir():
-        raise BenchError(f"results folder {args.results} does not exist")
+        problem = "is not a folder" if args.results.exists() else "does not exist"
+        raise BenchError(f"results folder {args.results} {problem}")
+    if args.output.is_dir():
+        raise BenchError(f"--output {args.output} is a folder: give the file to write, "
+                         f"e.g. {args.output / DEFAULT_LEADERBOARD}")
     if args.check:
-        if leaderboard.is_current(args.results, args.output):
-            print(f"{args.output} is up to date")
-            return 0
-        print(f"{args.output} is stale: run `bench leaderboard` and commit it", file=sys.stderr)
-        return 1
-    leaderboard.write(args.results, args.output)
+        problems = leaderboard.provenance_problems(args.results)
+        for line in problems[:10]:
+            print(f"bench: {line}", file=sys.stderr)
+        if problems:
+            more = f" ({len(problems) - 10} more not shown)" if len(problems) > 10 else ""
+            print(f"bench: {len(problems)} result(s) do not come from a clean tree at a known commit{more}: rerun "
+                  "them from a clean checkout", file=sys.stderr)
+        if not leaderboard.is_current(args.results, args.output):
+            print(f"{args.output} is stale: run `bench leaderboard` and commit it", file=sys.stderr)
+            return 1
+        if problems:
+            return 1
+        print(f"{args.output} is up to date")
+        return 0
+    if not args.output.parent.is_dir():
+        raise BenchError(f"--output {args.output}: its folder {args.output.parent} does not exist")
+    try:
+        leaderboard.write(args.results, args.output)
+    except OSError as exc:  # a read-only file system, a full disk, no permission
+        raise BenchError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from bench import leaderboard
+    from bench import stats as paired
+
+    if not args.results.is_dir():
+        raise BenchError(f"results folder {args.results} does not exist")
+    groups = leaderboard.collect(args.results)
+    if not groups:
+        raise BenchError(f"no results under {args.results}: run `bench run --suite NAME`")
+    if args.suite is not None:
+        suites = sorted({k[0] for k in groups})
+        groups = {k: v for k, v in groups.items() if k[0] == args.suite}
+        if not groups:
+            raise BenchError(f"no results for suite {args.suite!r} under {args.results} (there are: {', '.join(suites)})")
+    families = paired.compare(groups)
+    if not families:
+        raise BenchError(f"no paired seeds under {args.results}: a suite needs real_only or random_synthetic "
+                         "and another strategy with the same seeds")
+    for family, comparisons in families.items():
+        effect = paired.DEFAULT_EFFECT_POINTS if args.effect is None else args.effect
+        print(leaderboard.verdict_table(family, comparisons, effect).lstrip("\n"))
+    print(leaderboard.wins_table(families).lstrip("\n"), end="")
     return 0
 
 
@@ -102,21 +178,25 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import json
-
     from bench.config import DEFAULT_PRESET, load_suite, read_suite_file
     from bench.results import read_result, validate_result
 
     path: Path = args.file
+    if path.is_dir():
+        raise BenchError(f"{path} is a folder: `bench validate` checks one file, a suite (.yaml) or a result (.json)")
     if not path.is_file():
         raise BenchError(f"{path} does not exist")
     if path.suffix == ".json":
-        validate_result(read_result(path))
-        print(f"{path}: valid result (schema v{json.loads(path.read_text())['schema_version']})")
+        record = read_result(path)
+        validate_result(record)
+        print(f"{path}: valid result (schema v{record['schema_version']})")
         return 0
     if path.suffix not in (".yaml", ".yml"):
         raise BenchError(f"{path}: expected a suite (.yaml) or a result (.json)")
-    presets = [DEFAULT_PRESET, *sorted(p for p in (read_suite_file(path).get("presets") or {}) if p != DEFAULT_PRESET)]
+    declared = read_suite_file(path).get("presets") or {}
+    if not isinstance(declared, dict) or not all(isinstance(p, str) for p in declared):
+        raise BenchError(f"{path}: `presets` must be a mapping of preset name to overrides")
+    presets = [DEFAULT_PRESET, *sorted(p for p in declared if p != DEFAULT_PRESET)]
     from bench.runner import expand_cells
 
     counts = [f"{p}: {len(expand_cells(load_suite(str(path), preset=p)))} cells" for p in presets]  # each must resolve
@@ -124,10 +204,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "leaderboard": cmd_leaderboard, "ls": cmd_ls, "validate": cmd_validate}
+COMMANDS = {"run": cmd_run, "leaderboard": cmd_leaderboard, "stats": cmd_stats, "ls": cmd_ls, "validate": cmd_validate}
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The harness's own warnings (a damaged cache entry, a read-only cache) as one line, like its errors;
+    other libraries' warnings keep Python's format."""
+    from bench.data import CacheWarning
+
+    if issubclass(category, CacheWarning):
+        print(f"bench: warning: {message}", file=file or sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _one_line_warning
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

@@ -4,18 +4,26 @@ suite into cells with their config hashes.
 A suite file holds the cpu (default) settings at its top level and, under `presets`, partial
 overrides per preset (e.g. `gpu`), deep-merged onto the top level (mappings merge, lists and
 scalars replace). Bump `version` whenever a change alters scores: it is part of every cell's hash.
+
+Suite files are read defensively (`read_suite_file`): at most MAX_SUITE_BYTES, UTF-8, YAML through a
+SafeLoader that refuses duplicate keys and aliases that expand beyond MAX_SUITE_NODES nodes (the
+"billion laughs" bomb) or refer to themselves. Names that become folders of the results (suite,
+preset, data set, strategy and metric ids) must be safe slugs (SLUG), so no path leaves `--out`.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     NonNegativeInt,
@@ -23,12 +31,79 @@ from pydantic import (
     PositiveInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from bench.errors import BenchError
 from bench.registry import GENERATORS, SUITES
 
 DEFAULT_PRESET = "cpu"
+
+# A name that becomes a folder of the results: letters, digits, '.', '_', '-', starting with a letter or
+# digit, at most 100 characters (well within a file name's 255 bytes), and no '..'.
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+SEED_LIMIT = 2**32  # numpy's seed limit: np.random.seed and default_rng(...) of one int need 0 <= seed < 2**32
+MAX_SUITE_BYTES = 1_000_000  # a suite is a few KB; a larger file is a mistake (or an attack)
+MAX_SUITE_NODES = 100_000  # YAML nodes after alias expansion; the largest built-in suite has under 1,000
+
+
+def check_slug(value: str) -> str:
+    if not SLUG.fullmatch(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a safe name: use letters, digits, '.', '_' and '-', start with a "
+                         "letter or digit, no '..', at most 100 characters (it names a folder of the results)")
+    return value
+
+
+def check_seed(value: int) -> int:
+    if value >= SEED_LIMIT:
+        raise ValueError(f"seed {value} is too large: seeds must be below 2**32 = {SEED_LIMIT} (numpy's limit)")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(check_slug)]
+Seed = Annotated[NonNegativeInt, AfterValidator(check_seed)]
+
+# A real-data budget: an integer n (n training examples of every class: class-balanced, capped by the
+# smallest class), "all" (every training example left once the validation split is carved) or "P%" (P
+# percent of those, stratified: the data set's natural class balance). bench/task.py cuts the splits.
+BUDGET_PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
+
+
+def check_budget(value: Any) -> int | str:
+    """A budget as written in a suite, normalised: an int >= 1, "all", or "P%" with 0 < P <= 100 written
+    without trailing zeros ("10%", "2.5%"; "100%" is "all")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"a budget of {value} examples per class: it must be at least 1")
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "all":
+            return "all"
+        if m := BUDGET_PERCENT.fullmatch(text):
+            share = float(m.group(1))
+            if not 0 < share <= 100:
+                raise ValueError(f"budget {value!r}: a percentage must lie in (0, 100]")
+            return "all" if share == 100 else f"{share:g}%"
+    raise ValueError(f"budget {value!r} is not one of: a positive integer (examples per class), 'all' (every "
+                     "training example), 'P%' (a stratified share of the training examples, e.g. '10%')")
+
+
+def budget_share(budget: int | str) -> float | None:
+    """The share of the training examples a budget form takes (1.0 for "all"); None for n per class."""
+    if isinstance(budget, int):
+        return None
+    return 1.0 if budget == "all" else float(budget[:-1]) / 100
+
+
+def budget_text(budget: int | str) -> str:
+    """A budget in words, for headings: "100 real per class", "all training rows", "10% of the training rows"."""
+    if isinstance(budget, int):
+        return f"{budget} real per class"
+    return "all training rows" if budget == "all" else f"{budget} of the training rows (stratified)"
+
+
+Budget = Annotated[int | str, BeforeValidator(check_budget)]
 
 
 class _Strict(BaseModel):
@@ -38,7 +113,7 @@ class _Strict(BaseModel):
 class NamedSpec(_Strict):
     """A registered component and the keyword parameters it is built with."""
 
-    name: str
+    name: Slug
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -46,7 +121,7 @@ class KeyedSpec(NamedSpec):
     """A suite entry that may appear twice with other parameters: a strategy (ablations) or a metric
     (one per sensitive attribute). `id` tells the entries apart and defaults to the name."""
 
-    id: str | None = None
+    id: Slug | None = None
 
     @property
     def key(self) -> str:
@@ -67,12 +142,19 @@ class TrainRecipe(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     batch_size: PositiveInt = 128
     epochs: PositiveInt = 30
-    # Keep the weights of the epoch with the lowest validation loss (the validation split is carved
-    # from the training split, never the test set).
+    # Model selection on the validation split (carved from the training split, never the test set):
+    # keep the weights of the best epoch by `select_metric`. "accuracy": the highest validation
+    # accuracy, ties broken by the lower validation loss; the split holds val_per_class examples of
+    # every class, so this is balanced accuracy. "loss": the lowest validation loss, which can prefer an
+    # early, barely trained, near-constant predictor (its loss is low because it is unsure), so it is
+    # not the default. Epochs before select_from x epochs are never returned (0.1: the first tenth of
+    # training; the committed real_only runs reached their best validation accuracy after 11-93% of their epochs).
     select_on_val: bool = True
+    select_metric: Literal["accuracy", "loss"] = "accuracy"
+    select_from: float = Field(0.1, ge=0, lt=1)  # fraction of the epochs before which no epoch is selected
     eval_batch_size: PositiveInt = 1000
-    # Against overfitting (to synthetic data in particular): stop after this many epochs without a
-    # lower validation loss (None: never), and/or stochastic weight averaging over the last epochs.
+    # Against overfitting (to synthetic data in particular): stop after this many selectable epochs
+    # without a better `select_metric` (None: never), and/or stochastic weight averaging over the last epochs.
     early_stopping_patience: PositiveInt | None = None
     swa: bool = False
     swa_start: float = Field(0.75, gt=0, lt=1)  # fraction of the epochs after which weights are averaged
@@ -80,6 +162,23 @@ class TrainRecipe(_Strict):
     # CPU speed options; see README "Performance" for the measurements behind the defaults.
     channels_last: bool = False
     bf16_autocast: bool = False
+    # Learning-rate schedule, stepped after every optimizer step (torch.optim.lr_scheduler.OneCycleLR,
+    # momentum not cycled). "constant": `lr` throughout (the plan's recipe). "cosine" / "linear": a
+    # warm-up from lr/25 to `lr` over the first `warmup` fraction of the steps, then a decay to lr/25e4 at
+    # the last step of `epochs`, both along a half cosine / a straight line (a one-cycle schedule, as in
+    # airbench: a high SGD learning rate trains fast early and settles late). The schedule spans
+    # `epochs` even when early stopping ends training sooner.
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup: float = Field(0.0, ge=0, lt=1)  # fraction of all steps; 0 starts at the peak `lr`
+    # Cross-entropy against (1 - s) one-hot + s uniform targets (F.cross_entropy's label_smoothing);
+    # 0: plain cross-entropy. Training loss only: validation loss and metrics stay plain.
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _schedule_without_swa(self) -> "TrainRecipe":
+        if self.swa and self.lr_schedule != "constant":
+            raise ValueError("swa sets its own learning rate (swa_lr) over the last epochs: use lr_schedule constant with swa")
+        return self
 
 
 class SyntheticSpec(_Strict):
@@ -93,12 +192,12 @@ class SyntheticSpec(_Strict):
 
 
 class SuiteConfig(_Strict):
-    name: str
+    name: Slug
     version: PositiveInt
     description: str = ""
     primary_metric: str
     datasets: list[NamedSpec]
-    budgets: list[PositiveInt] = Field(min_length=1)  # real training examples per class
+    budgets: list[Budget] = Field(min_length=1)  # n per class, "all" or "P%" (see check_budget)
     val_per_class: PositiveInt  # validation examples per class, carved from the training split
     test_per_class: PositiveInt | None = None  # stratified test subset; None = the whole test set
     model: NamedSpec
@@ -108,8 +207,12 @@ class SuiteConfig(_Strict):
     # A metric is a name, or {name, params[, id]} for metrics with parameters (e.g. sample counts);
     # the id names a second entry of the same metric (fairness per attribute: id demographic_parity_race).
     metrics: list[KeyedSpec] = Field(min_length=1)
-    seeds: list[NonNegativeInt] = Field(min_length=1)
-    preset: str = DEFAULT_PRESET  # filled in by load_suite; not written in the file
+    seeds: list[Seed] = Field(min_length=1)
+    # Seconds a cell may run before it becomes an error result of type "Timeout" and the run goes on
+    # (None: no limit; `bench run --cell-timeout` overrides). Not part of the config hash: a limit does
+    # not change what a finished cell computes.
+    cell_timeout: PositiveFloat | None = None
+    preset: Slug = DEFAULT_PRESET  # filled in by load_suite; not written in the file
 
     @field_validator("datasets", "metrics", "strategies", mode="before")
     @classmethod
@@ -153,22 +256,106 @@ def suite_path(name_or_path: str) -> Path:
     """A registered suite's YAML file, or the path itself when it names a .yaml/.yml file."""
     if name_or_path.endswith((".yaml", ".yml")):
         path = Path(name_or_path)
+        if path.is_dir():
+            raise BenchError(f"suite file {path} is a folder, not a file")
         if not path.is_file():
             raise BenchError(f"suite file {path} does not exist")
         return path
     return Path(SUITES.get(name_or_path))
 
 
+class SuiteLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses, with the line and column, a duplicate mapping key (instead of
+    keeping the last one), an alias that refers to itself, and aliases that expand to more than
+    MAX_SUITE_NODES nodes. PyYAML shares an aliased object instead of copying it, so a "billion laughs"
+    file loads in microseconds; it is the validation and hashing of the expanded tree that would take
+    gigabytes, so the expanded size is counted on the composed node graph (each node once)."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            self._check(node)
+        return node
+
+    def _check(self, root: yaml.Node) -> None:
+        size: dict[int, int] = {}  # id(node) -> nodes in its expanded subtree
+        on_path: set[int] = set()  # ancestors of the node being visited (an alias to one is a cycle)
+        stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+        while stack:
+            node, finished = stack.pop()
+            children = _children(node)
+            if finished:
+                on_path.discard(id(node))
+                size[id(node)] = 1 + sum(size[id(c)] for c in children)
+                if size[id(node)] > MAX_SUITE_NODES:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"aliases expand to more than {MAX_SUITE_NODES:,} YAML nodes (an alias bomb?); "
+                        "a suite has a few hundred", node.start_mark)
+                continue
+            if id(node) in size:
+                continue
+            on_path.add(id(node))
+            stack.append((node, True))
+            if isinstance(node, yaml.MappingNode):
+                self._check_keys(node)
+            for child in children:
+                if id(child) in on_path:
+                    raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
+                                                      child.start_mark)
+                stack.append((child, False))
+
+    def _check_keys(self, node: yaml.MappingNode) -> None:
+        first: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<: *anchor` merges: keys written beside it override the merged ones
+            key = self.construct_object(key_node)
+            try:
+                earlier = first.setdefault(key, key_node)
+            except TypeError:  # unhashable: the constructor reports it
+                continue
+            if earlier is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {earlier.start_mark.line + 1})",
+                    key_node.start_mark)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def read_suite_file(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a suite file; any problem with the file is a one-line BenchError."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        with open(path, "rb") as f:
+            data = f.read(MAX_SUITE_BYTES + 1)
+    except IsADirectoryError:
+        raise BenchError(f"suite file {path} is a folder, not a file") from None
+    except OSError as exc:
+        raise BenchError(f"cannot read suite file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SUITE_BYTES:
+        raise BenchError(f"suite file {path} is larger than {MAX_SUITE_BYTES:,} bytes; a suite is a few KB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"suite file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                         f"{exc.start}); a suite is a YAML file") from None
+    try:
+        raw = yaml.load(text, Loader=SuiteLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.reader.ReaderError as exc:
+        raise BenchError(f"malformed YAML in {path}: unacceptable character #x{exc.character:04x} at offset "
+                         f"{exc.position}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise BenchError(f"malformed YAML in {path}{where}: {problem}") from None
-    except OSError as exc:
-        raise BenchError(f"cannot read suite file {path}: {exc.strerror}") from None
+    except RecursionError:
+        raise BenchError(f"malformed YAML in {path}: nested too deeply") from None
     if not isinstance(raw, dict):
         raise BenchError(f"suite file {path} must hold a mapping at its top level")
     return raw
@@ -185,15 +372,18 @@ def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int]
         raise BenchError(f"{path}: `presets` must be a mapping of preset name to overrides")
     if preset != DEFAULT_PRESET or preset in presets:
         if preset not in presets:
-            known = ", ".join(sorted({DEFAULT_PRESET, *presets}))
+            known = ", ".join(sorted({DEFAULT_PRESET, *map(str, presets)}))
             raise BenchError(f"suite {raw.get('name', path.stem)!r} has no preset {preset!r}; known: {known}")
+        if not isinstance(presets[preset] or {}, dict):
+            raise BenchError(f"{path}: preset {preset!r} must be a mapping of overrides")
         raw = deep_merge(raw, presets[preset] or {})
     if seeds is not None:
         raw["seeds"] = seeds
     if model_path is not None:
-        generator = (raw.get("synthetic") or {}).get("generator")
-        name = generator if isinstance(generator, str) else (generator or {}).get("name")
-        if not name or not GENERATORS.meta(name).get("needs_model_path"):
+        synthetic = raw.get("synthetic")
+        generator = synthetic.get("generator") if isinstance(synthetic, dict) else None
+        name = generator if isinstance(generator, str) else generator.get("name") if isinstance(generator, dict) else None
+        if not isinstance(name, str) or not name or not GENERATORS.meta(name).get("needs_model_path"):
             raise BenchError(f"suite {raw.get('name', path.stem)!r} [{preset}]: its generator "
                              f"{name or '(none)'} loads no model folder, so --sd-path does not apply")
         params = {} if isinstance(generator, str) else dict(generator.get("params") or {})

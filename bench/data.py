@@ -8,15 +8,25 @@ Where a data set's files are looked for, in order:
   4. the user cache (`<cache>/data`), filled by a download from the data set's canonical source.
 A data set lives in a sub-folder named after it (e.g. `cifar10/`) of whichever folder is chosen.
 Every file read is checked against the sha256 that its loader declares.
+
+The cache (`cache_root()`) is an optimisation, never a requirement: where it cannot be written (a
+read-only BENCH_CACHE_DIR, a full disk) the harness says so in one CacheWarning line and goes on
+without it, decoding in memory and fitting generators without storing them. Every cache file is
+written atomically (a temporary file, fsynced, renamed into place), so a kill or a concurrent process
+never leaves a partial entry behind.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
+import time
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -54,7 +64,7 @@ class DatasetSplits:
     """What a Dataset's `load()` returns: the official train and test splits and their description."""
 
     name: str
-    modality: str  # "image", "tabular" or "text"
+    modality: str  # "image", "tabular" (a table with a schema), "vector" (numeric vectors) or "text"
     classes: list[str]
     train: Split
     test: Split
@@ -79,6 +89,84 @@ def cache_root() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR") or user_cache_dir("active-synthesis-bench"))
 
 
+class CacheWarning(UserWarning):
+    """A cache entry or the cache folder could not be used; the work goes on without it."""
+
+
+_warned_roots: set[str] = set()  # cache folders already reported unwritable in this process
+
+
+def warn_cache(message: str) -> None:
+    """One line about the cache, as a CacheWarning (filterable like any Python warning)."""
+    warnings.warn(" ".join(message.split()), CacheWarning, stacklevel=3)
+
+
+def cache_unwritable(exc: OSError) -> None:
+    """Report, once per cache folder and process, that the cache cannot be written."""
+    root = str(cache_root())
+    if root not in _warned_roots:
+        _warned_roots.add(root)
+        where = f" ({exc.filename})" if exc.filename else ""
+        warn_cache(f"cannot write to the cache folder {root}: {exc.strerror or exc}{where}; working without "
+                   "the cache (decoded data and fitted generators are not stored); set BENCH_CACHE_DIR to a "
+                   "writable folder to keep them")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder: the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o666, prefix: str = ".") -> None:
+    """Write `data` to `path` through a uniquely named temporary file in the same folder
+    (`<prefix><name>.<random>.tmp`), fsynced, then renamed into place, then the folder fsynced: a
+    reader, or a run after a crash or a power loss, sees the old file or the whole new one. `mode` is
+    filtered by the umask (0o600 for private files). OSError (a full disk, an unwritable folder, a
+    folder at `path`) propagates."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{prefix}{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    fsync_dir(path.parent)
+
+
+# A temporary file or folder of a cache write older than this was left by a killed process (a
+# decode or a pickle takes minutes at most): the next write beside it removes it. Seconds.
+STALE_SECONDS = 24 * 3600
+
+
+def remove_stale(folder: Path, pattern: str) -> None:
+    """Remove leftovers matching `pattern` in `folder` that are older than STALE_SECONDS."""
+    cutoff = time.time() - STALE_SECONDS
+    for leftover in folder.glob(pattern):
+        try:
+            if leftover.lstat().st_mtime >= cutoff:
+                continue  # perhaps another process's write in progress
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+        except OSError:
+            pass  # gone meanwhile, or not ours to remove: harmless
+
+
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -101,8 +189,12 @@ def verify_file(path: Path, expected_sha256: str) -> None:
 
 def download(url: str, dest: Path, expected_sha256: str) -> None:
     """Download `url` to `dest` atomically and verify its checksum; a bad download is not kept."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as exc:  # a read-only cache: a download has nowhere to go
+        raise BenchError(f"cannot download {dest.name} into {dest.parent}: {exc.strerror or exc}; "
+                         "set BENCH_CACHE_DIR to a writable folder, or pass --data-dir") from None
     os.close(fd)
     try:
         try:
@@ -146,48 +238,123 @@ def locate(dataset: str, files: Sequence[DataFile], data_dir: str | Path | None 
     return cached
 
 
+# A source file changed this recently may change again within one tick of the file system's
+# timestamps (ext4 and xfs take them from a coarse clock, ms; FAT counts in 2 s): its stat stamp
+# proves nothing yet, so it is not recorded and the file is hashed again next time (git's
+# "racy clean" rule). Seconds.
+RACY_SECONDS = 2.0
+
+
 def verified_cache(
     key: str,
     folder: Path,
     files: Sequence[DataFile],
     decode: Callable[[Path], dict[str, np.ndarray]],
 ) -> dict[str, np.ndarray]:
-    """Decode `files` in `folder` once into arrays cached as .npy files under `key`, and return them
+    """Decode `files` in `folder` once into arrays cached as .npy files, and return them
     memory-mapped read-only (a cached load reads only the pages that are used: milliseconds).
 
-    The source files are hashed on the first decode; later loads trust the cache as long as each
-    source file keeps the size and mtime it had when it was verified (re-hashing the sources would
-    cost more than loading the cache).
+    An entry is named by `key` and the sha256s the loader declares, and is only ever built from
+    files that were hashed and matched them, so its arrays belong to those exact bytes whichever
+    folder they came from. What saves hashing the sources on every load is a per-folder seal in the
+    entry: the stat stamp (size, mtime, ctime, inode) each file had when it was last hashed there.
+    A different folder, or any change to a file (ctime moves on every write and on every mtime
+    restore, and cannot be set back), means that folder's files are hashed again (and a wrong one is
+    a BenchError); they are hashed once, by `verify_file`, and decoded only when no entry exists.
+
+    Concurrent processes may fill the same entry: each writes into its own temporary folder, and
+    the first rename wins; a loser uses its own identical arrays. Where the cache cannot be written
+    the arrays are returned from memory with one CacheWarning.
     """
-    stamp = {f.name: _stat_stamp(folder / f.name) for f in files}
     digest = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest()[:16]
-    cached = cache_root() / "decoded" / f"{key}-{digest}"
-    meta_path = cached / "meta.json"
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("stamp") == stamp:
-                return {name: np.load(cached / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry is rebuilt below
+    entry = cache_root() / "decoded" / f"{key}-{digest}"
+    source = folder.resolve()
+    seal = entry / f"verified-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}.json"
+    stamped_at = time.time_ns()
+    stamp = {f.name: _stat_stamp(folder / f.name) for f in files}  # before hashing: a later write moves it
+    arrays = _read_entry(entry)
+    if arrays is not None and _read_seal(seal) == stamp:
+        return arrays
     for f in files:
         verify_file(folder / f.name, f.sha256)
-    arrays = decode(folder)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{cached.name}."))
+    settled = all(s[2] < stamped_at - RACY_SECONDS * 1e9 for s in stamp.values())
+    record = (json.dumps({"source": str(source), "files": stamp}) + "\n").encode()
+    fresh = arrays is None
+    if fresh:
+        arrays = decode(folder)
     try:
-        for name, a in arrays.items():
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(a))
-        (tmp / "meta.json").write_text(json.dumps({"stamp": stamp, "source": str(folder), "arrays": sorted(arrays)}))
-        shutil.rmtree(cached, ignore_errors=True)
-        os.replace(tmp, cached)  # the entry appears whole or not at all
+        if fresh:
+            _store_entry(entry, arrays, {seal.name: record} if settled else {})
+        elif settled:
+            write_atomic(seal, record)  # this folder's files are known good: no hashing next time
+    except OSError as exc:
+        cache_unwritable(exc)
+    return arrays
+
+
+def _read_entry(entry: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a complete cache entry, memory-mapped; None when it is absent or damaged."""
+    try:
+        names = json.loads((entry / "meta.json").read_text())["arrays"]
+        if not all(isinstance(n, str) and n and Path(n).name == n for n in names):
+            return None
+        return {n: np.load(entry / f"{n}.npy", mmap_mode="r") for n in names}  # allow_pickle stays False
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _read_seal(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store_entry(entry: Path, arrays: dict[str, np.ndarray], extra: dict[str, bytes]) -> None:
+    """Write a cache entry into a temporary folder, then rename it into place. If another process
+    put a complete entry there first, it is kept (it holds the same arrays) and ours is discarded;
+    a damaged one is moved aside and replaced. Raises OSError when the cache cannot be written."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(entry.parent, f".{entry.name}.*")
+    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp"))
+    try:
+        meta = json.dumps({"arrays": sorted(arrays)}).encode()
+        for name, content in [*((f"{n}.npy", a) for n, a in arrays.items()), ("meta.json", meta), *extra.items()]:
+            with open(tmp / name, "wb") as f:  # a private folder until the rename: no temporary names needed
+                if isinstance(content, bytes):
+                    f.write(content)
+                else:
+                    np.save(f, np.ascontiguousarray(content))
+                f.flush()
+                os.fsync(f.fileno())
+        fsync_dir(tmp)
+        if not _rename_if_absent(tmp, entry) and _read_entry(entry) is None:
+            # What sits there is damaged (or half-removed by hand): move it aside, then retry once.
+            aside = entry.parent / f".{entry.name}.{secrets.token_hex(8)}.damaged"
+            try:
+                os.rename(entry, aside)
+            except FileNotFoundError:
+                pass
+            _rename_if_absent(tmp, entry)  # a concurrent process may have won meanwhile: fine
+            shutil.rmtree(aside, ignore_errors=True)
+        fsync_dir(entry.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return arrays
+
+
+def _rename_if_absent(src: Path, dest: Path) -> bool:
+    """Rename folder `src` to `dest`; False when `dest` already exists and is not empty."""
+    try:
+        os.rename(src, dest)  # atomic; replaces only an empty folder
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
 
 
 def _stat_stamp(path: Path) -> list[int]:
     if not path.is_file():
         raise BenchError(f"data file {path} is missing")
     st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]

@@ -34,6 +34,15 @@ def code_version() -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
+@functools.lru_cache(maxsize=None)
+def known_commit(commit: str) -> bool | None:
+    """Whether `commit` is a commit of this repository's history (None: no git here, or a shallow clone
+    that cannot tell)."""
+    if _git("rev-parse", "--is-shallow-repository") != "false":
+        return None
+    return _git("cat-file", "-e", f"{commit}^{{commit}}") is not None
+
+
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}

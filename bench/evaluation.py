@@ -36,14 +36,6 @@ class EvalContext:
         return self.task.data.classes
 
 
-def check_metrics(names: list[str], modality: str) -> None:
-    """Fail before any training when a metric is unknown or does not apply to the modality."""
-    for name in names:
-        mods = METRICS.meta(name).get("modalities")
-        if mods and modality not in mods:
-            raise BenchError(f"metric {name!r} does not apply to {modality} data (only {', '.join(mods)})")
-
-
 def check_metric_params(name: str, params: dict[str, Any]) -> None:
     """Fail before any training when a suite gives a metric parameters it does not take."""
     try:
@@ -64,7 +56,7 @@ def evaluate(specs: list[Any], ctx: EvalContext) -> dict[str, dict[str, Any]]:
             value = {str(k): _finite(v) for k, v in value.items()}
         else:
             value = _finite(value)
-        out[getattr(spec, "key", name)] = {"value": value, "higher_is_better": bool(METRICS.meta(name)["higher_is_better"])}
+        out[getattr(spec, "key", name)] = {"value": value, "higher_is_better": METRICS.caps(name).higher_is_better}
     return out
 
 

@@ -3,31 +3,56 @@ generators.
 
 A generator is a dataclass registered in `bench.registry.GENERATORS` with:
 
-    version: int                                  bump when a change alters what fit/sample produce
-    fit(real: Split, num_classes: int, seed: int) -> self
+    fit(real: Split, info: bench.api.DatasetInfo, seed: int) -> self
     sample(n: int, conditions: Conditions, rng: numpy.random.Generator) -> Split
 
 Fitted generators are cached under a content key (generator name, parameters and version, data set,
 real-data budget, seed, and a fingerprint of the real examples themselves), so that strategies of one
 comparison (random_synthetic, active_synthesis) sample from the very same fitted generator and the
 comparison isolates the targeting.
+
+A cache entry is a pickle, and unpickling runs whatever code the bytes name, so an entry is loaded
+only if it carries a valid HMAC-SHA256 made with this user's secret key: 32 random bytes created on
+first use in `<cache>/.key` (mode 0600, created atomically: concurrent first runs agree on one key,
+and a key file that another user owns or can read is refused). The tag covers the entry's cache key
+as well as the pickle, so a signed entry cannot be swapped in under another name. The check runs
+before a single byte is unpickled. An entry that is unsigned (planted, or written by an older
+version), damaged, truncated, signed with another key or no longer loadable is reported in one
+CacheWarning naming the file, refitted and overwritten: never a permanent failure. Entries are
+written atomically and fsynced.
+
+Why a signature rather than a format that cannot run code on load (torch.load(weights_only=True),
+safetensors, JSON plus arrays): fitted generators are not only tensors. pca_gmm holds scikit-learn
+PCA and GaussianMixture objects, ctgan and gaussian_copula hold sdv synthesizers (transformers,
+copula distributions, pandas metadata), dp_gan and diffusion hold torch modules next to Python
+state, and a plug-in generator may hold anything picklable. A weights-only format would need a
+hand-written serialiser per generator and per upstream library version; an HMAC secures all of
+them, plug-ins included, in one place. The cost: an entry is trusted only by the user who wrote it
+(a cache shared between users is refitted, not trusted).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 import os
 import pickle
-import tempfile
+import secrets
+import stat
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.data import Split, cache_root
-from bench.errors import BenchError
+from bench.data import Split, cache_root, cache_unwritable, fsync_dir, remove_stale, warn_cache, write_atomic
 from bench.registry import GENERATORS
+
+_MAGIC = b"active-synthesis-bench signed pickle v1\n"  # then a 32-byte HMAC-SHA256 tag, then the pickle
+_KEY_BYTES = 32  # HMAC-SHA256 key length: the hash's output size, full strength
+_untrusted_keys: set[str] = set()  # key files already reported unusable in this process
 
 
 @dataclass
@@ -39,14 +64,6 @@ class Conditions:
     strength: float = 0.5  # with seeds: 0 returns the seed, 1 ignores it (as SDEdit's noise strength)
     attributes: dict[str, np.ndarray] = field(default_factory=dict)  # tabular: column -> value per example
     prompts: list[str] | None = None  # text / text-to-image
-
-
-def build_generator(name: str, params: dict[str, Any]) -> Any:
-    cls = GENERATORS.get(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise BenchError(f"generator {name!r}: bad parameters {params}: {exc}") from None
 
 
 def fingerprint(split: Split) -> str:
@@ -62,7 +79,7 @@ def fingerprint(split: Split) -> str:
 def generator_key(name: str, generator: Any, dataset: str, budget: int, seed: int, real: Split) -> str:
     record = {
         "generator": name,
-        "version": getattr(generator, "version", 0),
+        "version": GENERATORS.caps(name).version,  # bump it in the registration when fit/sample change
         # The device is where the fit ran, not what was fitted: it does not enter the key.
         "params": {k: v for k, v in (dataclasses.asdict(generator) if dataclasses.is_dataclass(generator)
                                      else vars(generator)).items() if k != "device"},
@@ -74,43 +91,143 @@ def generator_key(name: str, generator: Any, dataset: str, budget: int, seed: in
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def fitted_generator(task: Any, name: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The generator `name` fitted on the task's real budget: loaded from the cache when present,
-    else fitted and stored. Returns it with a log record (key, whether it came from the cache, and
-    the fit's wall seconds when it was fitted now)."""
-    import time
+def generator_cache_path(name: str, key: str) -> Path:
+    """Where the fitted generator `name` with content key `key` is cached."""
+    return cache_root() / "generators" / f"{name}-{key[:32]}.pkl"
 
-    generator = build_generator(name, params)
-    # What a generator may need to know of the data set, given when it declares the attribute unset:
-    if getattr(generator, "class_names", False) is None:  # class names, for prompts
-        generator.class_names = list(task.data.classes)
-    if getattr(generator, "schema", False) is None and task.data.schema is not None:  # what each table column is
-        generator.schema = task.data.schema
+
+def fitted_generator(task: Any, name: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The generator `name` fitted on the task's real budget: loaded from the cache when a signed
+    entry is present, else fitted and stored. Returns it with a log record (key, whether it came from
+    the cache, and the fit's wall seconds when it was fitted now)."""
+    generator = GENERATORS.build(name, params)
     key = generator_key(name, generator, task.data.name, task.budget, task.seed, task.train)
-    path = cache_root() / "generators" / f"{name}-{key[:32]}.pkl"
+    path = generator_cache_path(name, key)
     # A generator with a `device` parameter left at "auto" runs where the task runs (--device).
     follow_task = hasattr(generator, "device") and params.get("device", "auto") == "auto"
-    if path.is_file():
-        try:
-            with open(path, "rb") as f:
-                cached = pickle.load(f)
+    secret = signing_key()  # None: the cache cannot be trusted or written here (already reported)
+    if secret is not None and path.exists():
+        cached = _load_signed(path, key, secret)
+        if cached is not None:
             if follow_task:
                 cached.device = task.device
             return cached, {"name": name, "key": key, "cached": True}
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
-            pass  # a damaged or outdated entry is refitted below
     if follow_task:
         generator.device = task.device
     start = time.perf_counter()
-    generator.fit(task.train, task.num_classes, task.seed)
+    generator.fit(task.train, task.info, task.seed)
     seconds = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    if secret is not None:
+        _store_signed(path, key, secret, generator)
+    return generator, {"name": name, "key": key, "cached": False, "fit_seconds": seconds}
+
+
+def _store_signed(path: Path, key: str, secret: bytes, generator: Any) -> None:
+    """Pickle, sign and write `generator` to `path`; where it cannot be pickled or written, say so
+    (the run goes on with the generator in memory)."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(generator, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        payload = pickle.dumps(generator, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a lock, a lambda, a local class
+        warn_cache(f"fitted generator {type(generator).__name__} cannot be pickled ({type(exc).__name__}: {exc}): "
+                   "it is refitted in every cell; make its fitted state picklable (__getstate__) to cache it")
+        return
+    try:
+        remove_stale(path.parent, f".{path.name}.*.tmp")  # a pickle half-written when a run was killed
+        write_atomic(path, _MAGIC + _tag(secret, key, payload) + payload, mode=0o600)
+    except OSError as exc:
+        cache_unwritable(exc)
+
+
+def _tag(secret: bytes, key: str, payload: bytes) -> bytes:
+    mac = hmac.new(secret, _MAGIC, hashlib.sha256)
+    mac.update(key.encode() + b"\0")
+    mac.update(payload)
+    return mac.digest()
+
+
+def _load_signed(path: Path, key: str, secret: bytes) -> Any:
+    """The generator in the entry at `path` if its signature verifies and it unpickles; else None,
+    with one warning naming the file."""
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        reason = f"cannot be read ({exc.strerror or exc})"
+    else:
+        head = len(_MAGIC) + hashlib.sha256().digest_size
+        if len(blob) < head or not blob.startswith(_MAGIC):
+            reason = "is not signed (written by an older version, or not by the harness)"
+        elif not hmac.compare_digest(blob[len(_MAGIC):head], _tag(secret, key, blob[head:])):
+            reason = "has a signature that does not match (damaged, truncated, or not written by this user)"
+        else:
+            try:
+                return pickle.loads(blob[head:])  # signed by this user's key: bytes this harness wrote
+            except Exception as exc:  # noqa: BLE001  # an outdated class, a missing package: refit
+                reason = f"no longer loads ({type(exc).__name__}: {exc})"
+    warn_cache(f"generator cache entry {path} {reason}: ignored; refitting and overwriting it")
+    return None
+
+
+def signing_key() -> bytes | None:
+    """This user's secret key for signing cache entries, created on first use; None (with one
+    warning) when it can neither be read nor created, or when the key file is not private."""
+    path = cache_root() / ".key"
+    for _ in range(2):  # read; else create, then read whichever key won a concurrent creation
+        try:
+            return _read_key(path)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            if str(path) not in _untrusted_keys:
+                _untrusted_keys.add(str(path))
+                warn_cache(f"cache key {path} is unusable ({exc}): fitted generators are neither loaded from "
+                           "nor stored in the cache; delete the file to have a new key made")
+            return None
+        try:
+            _create_key(path)
+        except OSError as exc:
+            cache_unwritable(exc)
+            return None
+    return None
+
+
+def _read_key(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            raise ValueError(f"owned by uid {st.st_uid}, not by this user")
+        if os.name == "posix" and st.st_mode & 0o077:
+            raise ValueError(f"mode {stat.S_IMODE(st.st_mode):o}: others may read or change it, expected 600")
+        secret = os.read(fd, _KEY_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(secret) != _KEY_BYTES:
+        raise ValueError(f"{len(secret)} bytes, expected {_KEY_BYTES}")
+    return secret
+
+
+def _create_key(path: Path) -> None:
+    """Write a new random key beside `path` and link it into place: the link fails if another
+    process made the key first, and then both use that one (a reader never sees a partial key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".key.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        try:
+            os.write(fd, secrets.token_bytes(_KEY_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won: its key is read back by the caller
+        except OSError:  # a file system without hard links: an atomic rename, unless a key appeared
+            if not os.path.lexists(path):
+                os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return generator, {"name": name, "key": key, "cached": False, "fit_seconds": seconds}

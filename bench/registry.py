@@ -2,16 +2,25 @@
 metrics, suites), plus the entry-point loader through which packages, built-in or external,
 register their entries.
 
-A registry maps an explicit string name to an object (usually a class or a function) and keeps a
-small metadata dict per entry. Registering a name twice is an error; asking for an unknown name
-raises BenchError that lists what exists and suggests the closest names.
+A registry maps an explicit string name to an object (usually a class or a function) and keeps its
+typed capability record (bench.api: modalities, version, ...), built from the decorator's keywords.
+Registering a name twice, an unknown capability keyword or an object without the methods of its
+contract is an error at import time; asking for an unknown name raises BenchError that lists what
+exists and suggests the closest names. `build(name, params)` is the one path from a suite's
+parameters to a component: unknown or badly typed parameters are a one-line BenchError.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
+import typing
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from bench.api import CAPABILITIES, CONTRACTS
 from bench.errors import BenchError
 
 T = TypeVar("T")
@@ -20,10 +29,12 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named collection of plug-ins of one kind (e.g. "strategy")."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, caps: type | None = None, contract: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self._caps_type = caps  # a frozen dataclass of the capabilities an entry declares; None: free-form
+        self._contract = contract  # methods an entry must have
         self._entries: dict[str, T] = {}
-        self._meta: dict[str, dict[str, Any]] = {}
+        self._meta: dict[str, Any] = {}
 
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
         """Decorator: `@STRATEGIES.register("real_only")` over a class or function."""
@@ -42,8 +53,18 @@ class Registry(Generic[T]):
                 # the same module imported twice (a suite path registered again)
                 return
             raise ValueError(f"{self.kind} {name!r} is already registered (by {self._entries[name]!r})")
+        missing = [m for m in self._contract if not callable(getattr(obj, m, None))]
+        if missing:
+            raise ValueError(f"{self.kind} {name!r} ({obj!r}) lacks {', '.join(missing)} of the {self.kind} contract (bench.api)")
+        if self._caps_type is not None:
+            try:
+                caps = self._caps_type(**meta)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{self.kind} {name!r}: bad capabilities {meta}: {exc}") from None
+        else:
+            caps = dict(meta)
         self._entries[name] = obj
-        self._meta[name] = dict(meta)
+        self._meta[name] = caps
 
     def get(self, name: str) -> T:
         load_plugins()
@@ -52,9 +73,29 @@ class Registry(Generic[T]):
         except KeyError:
             raise BenchError(self.unknown_message(name)) from None
 
-    def meta(self, name: str) -> dict[str, Any]:
+    def caps(self, name: str) -> Any:
+        """The entry's typed capability record (bench.api), e.g. STRATEGIES.caps("smote").synthesises."""
         self.get(name)
         return self._meta[name]
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """The capability record as a dict (for listings)."""
+        caps = self.caps(name)
+        return dataclasses.asdict(caps) if dataclasses.is_dataclass(caps) else dict(caps)
+
+    def build(self, name: str, params: dict[str, Any]) -> Any:
+        """`name`'s class built with the keyword parameters `params`, each checked against the
+        class's type annotations first: an unknown or badly typed parameter, or one the class itself
+        refuses (ValueError in __post_init__), is a one-line BenchError naming the entry."""
+        cls = self.get(name)
+        what = f"{self.kind} {name!r}"
+        if not isinstance(params, dict):
+            raise BenchError(f"{what}: parameters must be a mapping, got {type(params).__name__}")
+        params = _checked_params(cls, params, what)
+        try:
+            return cls(**params)
+        except (TypeError, ValueError) as exc:
+            raise BenchError(f"{what}: bad parameters {params}: {_one_line(exc)}") from None
 
     def unknown_message(self, name: str) -> str:
         known = sorted(self._entries)
@@ -77,12 +118,16 @@ class Registry(Generic[T]):
         return len(self.names())
 
 
-DATASETS: Registry[Any] = Registry("dataset")
-MODELS: Registry[Any] = Registry("model")
-GENERATORS: Registry[Any] = Registry("generator")
-STRATEGIES: Registry[Any] = Registry("strategy")
-METRICS: Registry[Any] = Registry("metric")
-SUITES: Registry[Any] = Registry("suite")  # name -> path of the suite's YAML file
+def _registry(kind: str) -> Registry[Any]:
+    return Registry(kind, caps=CAPABILITIES[kind], contract=CONTRACTS.get(kind, ()))
+
+
+DATASETS: Registry[Any] = _registry("dataset")
+MODELS: Registry[Any] = _registry("model")
+GENERATORS: Registry[Any] = _registry("generator")
+STRATEGIES: Registry[Any] = _registry("strategy")
+METRICS: Registry[Any] = _registry("metric")
+SUITES: Registry[Any] = _registry("suite")  # name -> path of the suite's YAML file
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS,
@@ -126,3 +171,56 @@ def load_plugins() -> None:
                     f"plug-in {ep.name!r} ({ep.value}) of group {group} failed to load: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@functools.lru_cache(maxsize=None)
+def _field_types(cls: type) -> dict[str, Any] | None:
+    """A dataclass's init parameters and their resolved annotations (Any where one cannot be resolved);
+    None for a class that is not a dataclass (its constructor alone checks its parameters)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation naming something imported only for type checking
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(tp: Any) -> TypeAdapter:
+    return TypeAdapter(tp, config=ConfigDict(arbitrary_types_allowed=True))
+
+
+def _checked_params(cls: type, params: dict[str, Any], what: str) -> dict[str, Any]:
+    """`params` validated against the dataclass's annotations (pydantic, lax mode: 3 for a float is
+    fine, "wide" for an int is not). A value pydantic converted (a YAML list for a tuple field, "5" for an
+    int) is passed converted; one it accepted as equal (3 for 3.0) keeps the form the suite gave, so
+    that the parameter record stays what the user wrote."""
+    fields = _field_types(cls)
+    if fields is None:
+        return params
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise BenchError(f"{what}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"known: {', '.join(fields) or '(none)'}")
+    out = dict(params)
+    for key, value in params.items():
+        try:
+            checked = _adapter(fields[key]).validate_python(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise BenchError(f"{what}: parameter {key}={value!r}: {err['msg']}") from None
+        except Exception:  # an annotation pydantic cannot build a validator for: the constructor decides
+            continue
+        try:
+            same = bool(checked == value)
+        except Exception:  # arrays compare element-wise
+            same = checked is value
+        if not same:
+            out[key] = checked
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 import tempfile
 import traceback
 from dataclasses import dataclass, field
@@ -16,24 +17,35 @@ import numpy as np
 import torch
 
 from bench import __version__
+from bench.compat import check_suite
 from bench.compute import ComputeMeter
 from bench.config import KeyedSpec, NamedSpec, SuiteConfig, config_hash
 from bench.data import DatasetSplits
+from bench.device import resolve_device
 from bench.environment import code_version, hardware, package_versions
 from bench.errors import BenchError
-from bench.evaluation import EvalContext, check_metric_params, check_metrics, evaluate
-from bench.generator import build_generator
+from bench.evaluation import EvalContext, check_metric_params, evaluate
 from bench.progress import Progress
-from bench.registry import DATASETS, GENERATORS, STRATEGIES
-from bench.results import SCHEMA_VERSION, cell_path, read_result, write_result
-from bench.strategy import build_strategy
-from bench.task import Task, build_model_spec
+from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES
+from bench.results import (
+    SCHEMA_VERSION,
+    TEMP_PREFIX,
+    cell_path,
+    clean_stale_temp_files,
+    encode_result,
+    json_safe,
+    read_valid_result,
+    save_fallback,
+    write_result,
+)
+from bench.task import Task
+from bench.timeout import CellTimeout, time_limit
 
 
 @dataclass
 class Cell:
     dataset: NamedSpec
-    budget: int
+    budget: int | str  # n per class, "all" or "P%"
     strategy: KeyedSpec
     seed: int
     config: dict[str, Any]
@@ -51,41 +63,47 @@ class RunSummary:
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[Path] = field(default_factory=list)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise BenchError(f"device {device!r} was asked for but torch sees no CUDA device")
-        return torch.device(device)
-    if device != "cpu":
-        raise BenchError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device(device)
+    unsaved: list[Path] = field(default_factory=list)  # records saved elsewhere because their cell path failed
+    stopped: str | None = None  # why the run stopped before its last cell (nothing could be saved)
 
 
 def expand_cells(suite: SuiteConfig) -> list[Cell]:
-    """Every (dataset, budget, strategy, seed) of the suite with its resolved config; builds each
-    component once so that unknown names and bad parameters fail before any work starts."""
+    """Every (dataset, budget, strategy, seed) of the suite with its resolved config. Builds each
+    component once and checks that they work together (bench.compat), so that unknown names, bad
+    parameters and incompatible combinations fail before any work starts.
+
+    A cell's config holds exactly what the cell uses, each component with its version: the synthetic
+    generator only for strategies that sample it, the synthetic budget and mix only for strategies that
+    synthesise. Its hash therefore changes when, and only when, something the cell depends on does."""
     for spec in suite.metrics:
         check_metric_params(spec.name, spec.params)
     if suite.primary_metric not in suite.metric_keys:
         raise BenchError(f"primary_metric {suite.primary_metric!r} is not among the suite's metrics")
-    model = build_model_spec(suite.model)
-    strategies = [(s, build_strategy(s.name, s.params)) for s in suite.strategies]
-    for s, _ in strategies:
-        if STRATEGIES.meta(s.name).get("synthetic") and suite.synthetic is None:
-            raise BenchError(f"strategy {s.key!r} synthesises data: the suite needs a `synthetic:` section "
-                             "(generator, budget_per_class, mix_ratio)")
+    for ds in suite.datasets:
+        DATASETS.build(ds.name, ds.params)  # only stores its parameters: a bad one fails here
+    model = MODELS.build(suite.model.name, suite.model.params)
+    strategies = [(s, STRATEGIES.build(s.name, s.params)) for s in suite.strategies]
+    generator = None
     if suite.synthetic is not None:
-        build_generator(suite.synthetic.generator.name, suite.synthetic.generator.params)
+        gen = suite.synthetic.generator
+        generator = {"name": gen.name, "params": _params(GENERATORS.build(gen.name, gen.params)),
+                     "version": GENERATORS.caps(gen.name).version}
+    check_suite(suite, strategies)
+    metrics = {m.key: METRICS.caps(m.name).version for m in suite.metrics}
     cells = []
     for ds in suite.datasets:
-        DATASETS.get(ds.name)
-        check_metrics([m.name for m in suite.metrics], DATASETS.meta(ds.name).get("modality", ""))
         for budget in suite.budgets:
             for spec, strategy in strategies:
+                caps = STRATEGIES.caps(spec.name)
+                synthetic = None
+                if caps.synthesises:
+                    synthetic = {"budget_per_class": suite.synthetic.budget_per_class,
+                                 "mix_ratio": suite.synthetic.mix_ratio,
+                                 "generator": generator if caps.uses_generator else None}
+                versions = {"dataset": DATASETS.caps(ds.name).version, "model": MODELS.caps(suite.model.name).version,
+                            "strategy": caps.version, "metrics": metrics}
+                if caps.own_generator is not None:
+                    versions["own_generator"] = GENERATORS.caps(caps.own_generator).version
                 for seed in suite.seeds:
                     config = {
                         "suite": {"name": suite.name, "version": suite.version, "preset": suite.preset},
@@ -96,9 +114,9 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
                         "model": {"name": suite.model.name, "params": _params(model)},
                         "train": suite.train.model_dump(),
                         "strategy": {"id": spec.key, "name": spec.name, "params": _params(strategy)},
-                        # Only strategies that synthesise depend on the synthetic settings.
-                        "synthetic": suite.synthetic.model_dump() if STRATEGIES.meta(spec.name).get("synthetic") else None,
+                        "synthetic": synthetic,
                         "metrics": suite.metric_record(),
+                        "versions": versions,
                         "seed": seed,
                     }
                     cells.append(Cell(ds, budget, spec, seed, config))
@@ -113,7 +131,7 @@ def check_model_path(suite: SuiteConfig) -> None:
     """A generator that loads local weights needs their folder before any cell starts (a suite file may
     leave it to the command line, so `bench validate` does not ask for it)."""
     gen = suite.synthetic.generator if suite.synthetic is not None else None
-    if gen is not None and GENERATORS.meta(gen.name).get("needs_model_path") and not gen.params.get("model_path"):
+    if gen is not None and GENERATORS.caps(gen.name).needs_model_path and not gen.params.get("model_path"):
         raise BenchError(f"generator {gen.name!r} loads local weights: pass --sd-path FOLDER (a diffusers "
                          "model folder) or set synthetic.generator.params.model_path in the suite")
     if gen is not None and gen.params.get("model_path") and not Path(gen.params["model_path"]).expanduser().is_dir():
@@ -123,21 +141,27 @@ def check_model_path(suite: SuiteConfig) -> None:
 def check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+        with tempfile.NamedTemporaryFile(dir=out, prefix=f"{TEMP_PREFIX}write-test-"):
             pass
     except OSError as exc:
         raise BenchError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
 
 
 def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool = False, quiet: bool = False,
-              data_dir: str | None = None) -> RunSummary:
+              data_dir: str | None = None, cell_timeout: float | None = None) -> RunSummary:
+    """Run the suite's pending cells into `out`. `cell_timeout` (seconds) overrides the suite's limit.
+    A record that cannot be written to its cell path (a full disk, a folder in its place) is saved by
+    `save_fallback`, the cell counts as failed and the run goes on; if it cannot be saved anywhere, the
+    run stops (`RunSummary.stopped`)."""
     out = Path(out)
     dev = resolve_device(device)
     cells = expand_cells(suite)
     check_model_path(suite)
     check_writable(out)
+    clean_stale_temp_files(out)  # left behind by a killed run
+    timeout = cell_timeout if cell_timeout is not None else suite.cell_timeout
     summary = RunSummary()
-    paths = [cell_path(out, suite.name, suite.preset, c.dataset.name, c.budget, c.strategy.key, c.seed) for c in cells]
+    paths = [cell_path(out, suite.name, suite.version, suite.preset, c.dataset.name, c.budget, c.strategy.key, c.seed) for c in cells]
     pending = [force or not _up_to_date(path, cell.hash) for cell, path in zip(cells, paths)]
     # Load the data before the first cell starts, so that a missing or damaged data set stops the
     # run at once with its own error (each data set once per run, only if some cell still needs it).
@@ -152,8 +176,22 @@ def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool =
                 summary.skipped.append(path)
                 bar.advance(status=f"up to date: {cell.label()}")
                 continue
-            record = run_cell(suite, cell, loaded[repr(cell.config["dataset"])], dev, quiet)
-            write_result(path, record)
+            record = run_cell(suite, cell, loaded[repr(cell.config["dataset"])], dev, quiet, timeout=timeout)
+            try:
+                write_result(path, record)
+            except (OSError, BenchError) as exc:  # the cell is computed: keep its record somewhere
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                summary.failed.append(path)
+                saved = save_fallback(out, path, record)
+                if saved is None:
+                    summary.stopped = (f"cannot write {path} ({reason}) and cannot save the record anywhere else "
+                                       "(is the disk full?); stopped before the remaining cells")
+                    break
+                summary.unsaved.append(saved)
+                print(f"bench: warning: cannot write {path} ({reason}); its {record['status']} record is saved "
+                      f"in {saved}", file=sys.stderr)
+                bar.advance(status=f"{cell.label()}: not written")
+                continue
             (summary.done if record["status"] == "ok" else summary.failed).append(path)
             if record["status"] != "ok":
                 progress.log(f"[red]error[/red] in {cell.label()}: {record['error']['message']}")
@@ -166,23 +204,21 @@ def _up_to_date(path: Path, digest: str) -> bool:
     if not path.is_file():
         return False
     try:
-        record = read_result(path)
+        record = read_valid_result(path)  # a damaged or schema-invalid file is recomputed
     except BenchError:
         return False
-    return record.get("config_hash") == digest and record.get("status") == "ok"
+    return record["config_hash"] == digest and record["status"] == "ok"
 
 
 def load_dataset(spec: NamedSpec, data_dir: str | None) -> DatasetSplits:
-    cls = DATASETS.get(spec.name)
-    try:
-        dataset = cls(data_dir=data_dir, **spec.params)
-    except TypeError as exc:
-        raise BenchError(f"dataset {spec.name!r}: bad parameters {spec.params}: {exc}") from None
-    return dataset.load()
+    return DATASETS.build(spec.name, {**spec.params, "data_dir": data_dir}).load()
 
 
-def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.device, quiet: bool = True) -> dict[str, Any]:
-    """Run one cell and return its result record (status ok or error)."""
+def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.device, quiet: bool = True,
+             timeout: float | None = None) -> dict[str, Any]:
+    """Run one cell and return its result record (status ok or error). Whatever the strategy does (raise,
+    call sys.exit(), run past `timeout` seconds, log what JSON cannot hold), the record is a valid result;
+    only KeyboardInterrupt stops the run."""
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "suite": {"name": suite.name, "version": suite.version, "preset": suite.preset, "primary_metric": suite.primary_metric},
@@ -203,23 +239,50 @@ def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.
     meter = ComputeMeter(device)
     with meter:
         try:
-            np.random.seed(cell.seed)  # for third-party code that draws from numpy's global generator
-            task = Task.build(data, cell.budget, suite.val_per_class, cell.seed, suite.model, suite.train,
-                              test_per_class=suite.test_per_class, synthetic=suite.synthetic,
-                              device=str(device), quiet=quiet)
-            strategy = build_strategy(cell.strategy.name, cell.strategy.params)
-            result = strategy.run(task)
-            phases["strategy_seconds"] = meter.record()["wall_seconds"]
-            probs = result.classifier.predict_proba(task.test.x)
-            ctx = EvalContext(task=task, classifier=result.classifier, y_true=task.test.y, probs=probs,
-                              synthetic=result.synthetic)
-            record["metrics"] = evaluate(suite.metrics, ctx)
-            record["strategy_log"] = result.log
-            phases["evaluation_seconds"] = meter.record()["wall_seconds"] - phases["strategy_seconds"]
+            with time_limit(timeout):
+                np.random.seed(cell.seed)  # for third-party code that draws from numpy's global generator
+                task = Task.build(data, cell.budget, suite.val_per_class, cell.seed, suite.model, suite.train,
+                                  test_per_class=suite.test_per_class, synthetic=suite.synthetic,
+                                  device=str(device), quiet=quiet)
+                # Which real examples the cell trained on: strategies of one seed must agree (paired tests).
+                record["real_data"] = {"fingerprint": task.real_fingerprint, "train_examples": len(task.train),
+                                       "val_examples": len(task.val), "test_examples": len(task.test)}
+                strategy = STRATEGIES.build(cell.strategy.name, cell.strategy.params)
+                result = strategy.run(task)
+                # A log that JSON cannot hold (a set, an object) is an error naming its key, found before the
+                # evaluation rather than when the record is written.
+                log = json_safe(result.log, "strategy_log")
+                if not isinstance(log, dict):
+                    raise TypeError(f"strategy_log must be a mapping, got {type(result.log).__name__}")
+                phases["strategy_seconds"] = meter.record()["wall_seconds"]
+                probs = result.classifier.predict_proba(task.test.x)
+                # A model that predicts a single class everywhere (a near-constant network) is flagged in every
+                # result: its "robustness" or "fairness" would otherwise pass for a real score.
+                record["predicted_classes"] = int(len(np.unique(np.asarray(probs).argmax(axis=1))))
+                record["degenerate"] = record["predicted_classes"] <= 1
+                ctx = EvalContext(task=task, classifier=result.classifier, y_true=task.test.y, probs=probs,
+                                  synthetic=result.synthetic)
+                record["metrics"] = evaluate(suite.metrics, ctx)
+                record["strategy_log"] = log
+                phases["evaluation_seconds"] = meter.record()["wall_seconds"] - phases["strategy_seconds"]
+        except CellTimeout as exc:
+            _fail(record, "Timeout", str(exc))
+        except SystemExit as exc:  # a plug-in's sys.exit() must not end the run silently
+            _fail(record, "SystemExit", f"the strategy called sys.exit({exc.code!r})")
         except Exception as exc:  # an error result is a result: never drop a failed cell
-            record["status"] = "error"
-            record["error"] = {"type": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc) else "",
-                               "traceback": traceback.format_exc()}
+            _fail(record, type(exc).__name__, str(exc))
     record["compute"] = {**meter.record(), "phases": phases}
     record["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    try:
+        encode_result(record)
+    except BenchError as exc:  # e.g. a metric value that JSON cannot hold: the record says so instead
+        record.update(metrics={}, strategy_log={})
+        _fail(record, "InvalidResult", str(exc))
     return record
+
+
+def _fail(record: dict[str, Any], kind: str, message: str) -> None:
+    """Turn `record` into an error result (called in an except block: the traceback is the current one)."""
+    record["status"] = "error"
+    record["error"] = {"type": kind, "message": message.strip().splitlines()[0] if message.strip() else "",
+                       "traceback": traceback.format_exc()}

@@ -1,7 +1,8 @@
 """The contract of a strategy (a baseline or a method).
 
-A strategy is a class registered in `bench.registry.STRATEGIES`, built from the keyword parameters
-of its suite entry (a dataclass, so `asdict()` is its parameter record), with one method:
+A strategy is a class registered in `bench.registry.STRATEGIES` (contract and capabilities: bench.api),
+built by `STRATEGIES.build` from the keyword parameters of its suite entry (a dataclass, so `asdict()`
+is its parameter record), with one method:
 
     run(task: bench.task.Task) -> StrategyResult
 
@@ -14,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.data import Split
-from bench.errors import BenchError
-from bench.registry import STRATEGIES
 
 
 @dataclass
@@ -23,11 +22,3 @@ class StrategyResult:
     classifier: Any  # has predict_proba(x) -> (N, C) probabilities
     synthetic: Split | None = None
     log: dict[str, Any] = field(default_factory=dict)
-
-
-def build_strategy(name: str, params: dict[str, Any]) -> Any:
-    cls = STRATEGIES.get(name)
-    try:
-        return cls(**params)
-    except (TypeError, ValueError) as exc:
-        raise BenchError(f"strategy {name!r}: bad parameters {params}: {exc}") from None

@@ -2,19 +2,27 @@
 with a validation split carved from the remaining training examples, the official test set, and
 the task model and recipe that every strategy trains.
 
-For a seed s and a budget of n examples per class, each class's training indices are shuffled by
-`numpy.random.default_rng(s)`; the first n form the budget, the next `val_per_class` the validation
-split and the rest the unlabelled pool (the unused real training examples, which active methods may
-score). Strategies of one comparison therefore see the very same real data.
+For a seed s, each class's training indices are shuffled by `numpy.random.default_rng(s)`. A budget
+takes one of three forms (bench.config.check_budget):
+  n (an int)  n examples of every class (class-balanced): the first n of each class form the budget,
+              the next `val_per_class` the validation split, the rest the unlabelled pool (the unused
+              real training examples, which active methods may score).
+  "all"       the first `val_per_class` of each class form the validation split, every other training
+              example the budget (the data set's natural class balance); the pool is empty.
+  "P%"        the validation split as for "all", then P% of each class's remaining examples (rounded)
+              the budget: stratified, so the budget keeps the natural class balance; the rest is the pool.
+Strategies of one comparison therefore see the very same real data.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
+from bench.api import DatasetInfo
+from bench.config import NamedSpec, SyntheticSpec, TrainRecipe, budget_share
 from bench.data import DatasetSplits, Split
 from bench.errors import BenchError
 from bench.registry import MODELS
@@ -37,20 +45,36 @@ def stratified_indices(y: np.ndarray, counts: list[int], seed: int, what: str = 
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
-def split_budget(y: np.ndarray, budget: int, val_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(budget, validation, pool) indices of the training split, stratified and seeded."""
-    train_idx, val_idx = stratified_indices(y, [budget, val_per_class], seed, what=f"a budget of {budget} per class plus validation")
+def split_budget(y: np.ndarray, budget: int | str, val_per_class: int, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(budget, validation, pool) indices of the training split, stratified and seeded; `budget` is n per
+    class, "all" or "P%" (see the module docstring)."""
+    share = budget_share(budget)
+    if share is None:
+        train_idx, val_idx = stratified_indices(y, [budget, val_per_class], seed,
+                                                what=f"a budget of {budget} per class plus validation")
+    else:
+        train_idx, val_idx = _share_indices(y, share, val_per_class, seed, budget)
     used = np.zeros(len(y), dtype=bool)
     used[train_idx] = used[val_idx] = True
     return train_idx, val_idx, np.flatnonzero(~used)
 
 
-def build_model_spec(spec: NamedSpec) -> Any:
-    cls = MODELS.get(spec.name)
-    try:
-        return cls(**spec.params)
-    except TypeError as exc:
-        raise BenchError(f"model {spec.name!r}: bad parameters {spec.params}: {exc}") from None
+def _share_indices(y: np.ndarray, share: float, val_per_class: int, seed: int, budget: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Validation first (val_per_class of every class), then `share` of each class's remaining examples."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        rest = len(idx) - val_per_class
+        k = rest if share == 1 else int(np.floor(share * rest + 0.5))  # round half up, per class
+        if k < 1:
+            raise BenchError(f"a budget of {budget} leaves class {c} no training examples ({len(idx)} in the "
+                             f"split, {val_per_class} of them for validation)")
+        val.append(idx[:val_per_class])
+        train.append(idx[val_per_class : val_per_class + k])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
 @dataclass
@@ -58,7 +82,7 @@ class Task:
     """Everything a strategy may use; the test split is for evaluation only."""
 
     data: DatasetSplits
-    budget: int  # real training examples per class
+    budget: int | str  # real training examples per class, or "all" / "P%" of the training split
     seed: int
     train: Split
     val: Split
@@ -69,12 +93,15 @@ class Task:
     synthetic: SyntheticSpec | None = None  # generator, synthetic budget and mixing ratio, if the suite has them
     device: str = "cpu"
     quiet: bool = True
+    # sha256 of the data set's name and the training-split indices of the budget and the validation
+    # split: equal in two results exactly when they trained on the same real examples (pairing check).
+    real_fingerprint: str = ""
 
     @classmethod
     def build(
         cls,
         data: DatasetSplits,
-        budget: int,
+        budget: int | str,
         val_per_class: int,
         seed: int,
         model: NamedSpec,
@@ -90,13 +117,22 @@ class Task:
             # The test subset depends on nothing but its size, so every seed is scored on the same images.
             (te,) = stratified_indices(test.y, [test_per_class], seed=0, what="the test subset")
             test = test.subset(te)
+        digest = hashlib.sha256(data.name.encode())
+        for part in (tr, va):
+            digest.update(np.asarray(part, dtype=np.int64).tobytes())
+            digest.update(b"|")
         return cls(data=data, budget=budget, seed=seed, train=data.train.subset(tr), val=data.train.subset(va),
                    test=test, pool=data.train.subset(pool), model=model, recipe=recipe, synthetic=synthetic,
-                   device=device, quiet=quiet)
+                   device=device, quiet=quiet, real_fingerprint=digest.hexdigest())
 
     @property
     def num_classes(self) -> int:
         return self.data.num_classes
+
+    @property
+    def info(self) -> DatasetInfo:
+        """The data set's facts that models and generators receive (classes, modality, table schema)."""
+        return DatasetInfo.of(self.data)
 
     def fit(self, train: Split | None = None, *, seed: int | None = None, recipe: TrainRecipe | None = None,
             label: str = "train", **options: Any):
@@ -104,11 +140,9 @@ class Task:
         `recipe`); `options` go to bench.training.fit_classifier (sample_weight, teacher, kl_weight, init)."""
         from bench.training import fit_classifier
 
-        spec = build_model_spec(self.model)
-        if self.data.schema is not None and hasattr(spec, "schema"):
-            spec.schema = self.data.schema  # table models encode columns by kind
+        spec = MODELS.build(self.model.name, self.model.params)
         return fit_classifier(
             spec, recipe or self.recipe, train if train is not None else self.train,
-            self.val, self.num_classes, device=self.device, seed=self.seed if seed is None else seed,
+            self.val, self.info, device=self.device, seed=self.seed if seed is None else seed,
             quiet=self.quiet, label=label, **options,
         )

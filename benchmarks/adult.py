@@ -114,11 +114,10 @@ def _decode(folder: Path) -> dict[str, np.ndarray]:
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-@DATASETS.register("adult", modality="tabular", classes=2, license="CC BY 4.0")
+@DATASETS.register("adult", modality="tabular", classes=2, license="CC BY 4.0",
+                   train_per_class=(22654, 7508), test_per_class=(11360, 3700))
 class Adult:
     """Loads UCI Adult (income > $50K; sex and race as sensitive attributes); `data_dir` holds `adult/`."""
-
-    modality = "tabular"
 
     def __init__(self, data_dir: str | None = None) -> None:
         self.data_dir = data_dir

@@ -42,11 +42,10 @@ def _decode(folder: Path) -> dict[str, np.ndarray]:
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-@DATASETS.register("cifar10", modality="image", classes=10, license="see Krizhevsky 2009 (free research use)")
+@DATASETS.register("cifar10", modality="image", classes=10, license="see Krizhevsky 2009 (free research use)",
+                   train_per_class=(5000,) * 10, test_per_class=(1000,) * 10)
 class Cifar10:
     """Loads CIFAR-10; `data_dir` is the folder that holds a `cifar10/` sub-folder (see bench.data)."""
-
-    modality = "image"
 
     def __init__(self, data_dir: str | None = None) -> None:
         self.data_dir = data_dir

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.api import DatasetInfo
 from bench.data import Split
 from bench.registry import MODELS
 
@@ -70,7 +71,7 @@ def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator | Non
     return xp[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
 
 
-@MODELS.register("small_cnn", modality="image")
+@MODELS.register("small_cnn", modalities=("image",))
 @dataclass
 class SmallCNN:
     """A small, fast CNN for 32x32 images (about 0.29 M parameters at width 32)."""
@@ -80,13 +81,11 @@ class SmallCNN:
     augment: bool = True  # random crop (pad 4) and horizontal flip during training
     crop_pad: int = 4  # pixels
 
-    modality = "image"
-
-    def build(self, train: Split, num_classes: int) -> nn.Module:
+    def build(self, train: Split, info: DatasetInfo) -> nn.Module:
         x = np.asarray(train.x, dtype=np.float32) / 255.0
         mean = torch.tensor(x.mean(axis=(0, 1, 2)))
         std = torch.tensor(x.std(axis=(0, 1, 2))).clamp_min(1e-3)
-        return SmallCNNNet(x.shape[-1], num_classes, self.width, self.dropout, mean, std)
+        return SmallCNNNet(x.shape[-1], info.num_classes, self.width, self.dropout, mean, std)
 
     def to_tensor(self, x: np.ndarray) -> torch.Tensor:
         """uint8 (N, H, W, C) -> uint8 (N, C, H, W); kept in uint8 (4x smaller) until a batch is used.
@@ -154,7 +153,7 @@ class MLPNet(nn.Module):
         return self.head(self.features(x))
 
 
-@MODELS.register("mlp", modality="tabular")
+@MODELS.register("mlp", modalities=("tabular", "vector"))
 @dataclass
 class MLP:
     """A multilayer perceptron with dropout before its head, for tables (bench.table: numbers
@@ -163,18 +162,17 @@ class MLP:
     hidden: list[int] = field(default_factory=lambda: [64, 64])  # units per hidden layer
     dropout: float = 0.5  # before the linear head (MC dropout needs it)
 
-    modality = "tabular"
-    schema = None  # the data set's bench.table.TableSchema, set by Task.fit (not a parameter); None: all numeric
-
-    def build(self, train: Split, num_classes: int) -> nn.Module:
+    def build(self, train: Split, info: DatasetInfo) -> nn.Module:
+        """Reads info.schema (bench.table.TableSchema: what each column is); None: all columns numeric."""
+        schema = info.schema
         x = np.asarray(train.x, dtype=np.float32)
-        numeric = list(range(x.shape[1])) if self.schema is None else self.schema.numeric
-        categorical = [] if self.schema is None else self.schema.categorical
-        cards = [] if self.schema is None else [len(self.schema.columns[j].categories) for j in categorical]
+        numeric = list(range(x.shape[1])) if schema is None else schema.numeric
+        categorical = [] if schema is None else schema.categorical
+        cards = [] if schema is None else [len(schema.columns[j].categories) for j in categorical]
         num = x[:, numeric]
         mean, std = torch.tensor(num.mean(axis=0)), torch.tensor(num.std(axis=0)).clamp_min(1e-6)
         encoder = TableEncoder(numeric, categorical, cards, mean, std)
-        return MLPNet(encoder.out_features, num_classes, list(self.hidden), self.dropout, encoder)
+        return MLPNet(encoder.out_features, info.num_classes, list(self.hidden), self.dropout, encoder)
 
     def to_tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.tensor(np.asarray(x, dtype=np.float32))

@@ -41,11 +41,10 @@ def _decode(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-@DATASETS.register("pneumoniamnist", modality="image", classes=2, license="CC BY 4.0")
+@DATASETS.register("pneumoniamnist", modality="image", classes=2, license="CC BY 4.0",
+                   train_per_class=(1214, 3494), test_per_class=(234, 390))
 class PneumoniaMNIST:
     """Loads PneumoniaMNIST; `data_dir` is the folder that holds a `pneumoniamnist/` sub-folder."""
-
-    modality = "image"
 
     def __init__(self, data_dir: str | None = None) -> None:
         self.data_dir = data_dir

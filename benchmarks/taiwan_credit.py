@@ -89,12 +89,11 @@ def _decode(folder: Path) -> dict[str, np.ndarray]:
     return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
 
 
-@DATASETS.register("taiwan_credit", modality="tabular", classes=2, license="CC BY 4.0")
+@DATASETS.register("taiwan_credit", modality="tabular", classes=2, license="CC BY 4.0",
+                   train_per_class=(18691, 5309), test_per_class=(4673, 1327))
 class TaiwanCredit:
     """Loads the Taiwan credit card default data (sex and age band as sensitive attributes);
     `data_dir` holds a `taiwan_credit/` sub-folder."""
-
-    modality = "tabular"
 
     def __init__(self, data_dir: str | None = None) -> None:
         self.data_dir = data_dir

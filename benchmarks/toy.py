@@ -11,10 +11,10 @@ meets them in proportion to their mass; synthesis aimed at uncertain examples fi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
+from bench.api import DatasetInfo
 from bench.data import DatasetSplits, Split
 from bench.generator import Conditions
 from bench.registry import DATASETS, GENERATORS
@@ -44,11 +44,10 @@ def make_split(n_per_class: int, rare: float, rng: np.random.Generator) -> Split
     return Split(x, y)
 
 
-@DATASETS.register("toy_pockets", modality="tabular", classes=2, license="generated in code")
+@DATASETS.register("toy_pockets", modality="vector", classes=2, license="generated in code",
+                   train_per_class=(2000, 2000), test_per_class=(2000, 2000))
 class ToyPockets:
     """Generated in code from a fixed seed; `data_dir` is accepted for a uniform interface and unused."""
-
-    modality = "tabular"
 
     def __init__(self, data_dir: str | None = None, train_per_class: int = 2000, test_per_class: int = 2000,
                  rare: float = 0.1, seed: int = 12345) -> None:
@@ -56,12 +55,12 @@ class ToyPockets:
 
     def load(self) -> DatasetSplits:
         rng = np.random.default_rng(self.seed)
-        return DatasetSplits(name="toy_pockets", modality="tabular", classes=["left", "right"],
+        return DatasetSplits(name="toy_pockets", modality="vector", classes=["left", "right"],
                              train=make_split(self.train_per_class, self.rare, rng),
                              test=make_split(self.test_per_class, self.rare, rng))
 
 
-@GENERATORS.register("toy_pockets_oracle", modalities=("tabular",))
+@GENERATORS.register("toy_pockets_oracle", modalities=("vector",), datasets=("toy_pockets",))
 @dataclass
 class ToyPocketsOracle:
     """Samples the true class-conditional distribution of `toy_pockets`; nothing to fit.
@@ -75,9 +74,7 @@ class ToyPocketsOracle:
     candidates: int = 64
     bandwidth: float = 0.5
 
-    version: ClassVar[int] = 1
-
-    def fit(self, real: Split, num_classes: int, seed: int) -> "ToyPocketsOracle":
+    def fit(self, real: Split, info: DatasetInfo, seed: int) -> "ToyPocketsOracle":
         return self
 
     def sample(self, n: int, conditions: Conditions, rng: np.random.Generator) -> Split:

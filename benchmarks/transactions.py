@@ -135,11 +135,10 @@ def generate(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-@DATASETS.register("transactions", modality="tabular", classes=2, license="generated in code")
+@DATASETS.register("transactions", modality="tabular", classes=2, license="generated in code",
+                   train_per_class=(19593, 407), test_per_class=(9781, 219))
 class Transactions:
     """Generated in code (see the module docstring); `data_dir` is accepted for a uniform interface and unused."""
-
-    modality = "tabular"
 
     def __init__(self, data_dir: str | None = None, n_train: int = 20_000, n_test: int = 10_000,
                  seed: int = GENERATION_SEED) -> None:

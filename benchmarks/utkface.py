@@ -80,11 +80,10 @@ def _decode(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-@DATASETS.register("utkface", modality="image", classes=2, license="non-commercial research only")
+@DATASETS.register("utkface", modality="image", classes=2, license="non-commercial research only",
+                   train_per_class=(3498, 4324), test_per_class=(874, 1082))
 class UTKFace:
     """Loads UTKFace (gender, race as sensitive attribute); `data_dir` holds a `utkface/` sub-folder."""
-
-    modality = "image"
 
     def __init__(self, data_dir: str | None = None) -> None:
         self.data_dir = data_dir

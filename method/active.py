@@ -19,7 +19,18 @@
   6. Retrain on real + all synthetic so far with class-weighted sampling (mixing ratio) and the loss
      cross-entropy + beta * KL(f_{r-1}(x) || f_r(x)) on real examples (beta = kl_weight; 0 switches it
      off); warm-started from f_{r-1} by default. Go to 2.
-Every round's |U_tau|, mean score, synthetic count, validation accuracy and wall time are logged.
+The returned model is the best round on the validation split by the recipe's selection criterion
+(bench.training.selection_key: validation accuracy, ties broken by the lower loss, by default), round
+0 (f_0, the real-only model) included: synthetic data that does not help is not kept
+(`select_round_on_val`; off: the last round). The log says which round was returned and why.
+Every round's |U_tau|, mean score, synthetic count, validation accuracy and loss and wall time are logged.
+
+`guidance: false` is the control (registered as `random_synthetic`): the very same loop with the seeds
+drawn uniformly from the pool instead of from U_tau. Everything else is shared: the labelling rule
+(the model's predictive distribution on each seed), the strength, the generator, the count per round,
+the rounds, retraining and selection. For tables it conditions on the labels alone: column values
+over-represented in U_tau (`attributes`) and conditions chosen by Bayesian optimisation (`bo`) are
+the targeting, and without guidance there is none.
 """
 from __future__ import annotations
 
@@ -32,28 +43,14 @@ import numpy as np
 
 from bench.data import Split
 from bench.errors import BenchError
-from bench.generator import Conditions, fitted_generator
-from bench.method.mixing import concat, empty_like, mix_weights
+from bench.generator import Conditions
 from bench.method.targeting import attribute_conditions, bo_conditions, overrepresented
 from bench.method.uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
+from bench.synthesis import SynthesisStrategy, concat, empty_like, mix_weights, pool_split
 from bench.task import Task
-
-
-def require_synthetic(task: Task, strategy: str):
-    if task.synthetic is None:
-        raise BenchError(f"strategy {strategy!r} needs a `synthetic:` section (generator, budget) in the suite")
-    return task.synthetic
-
-
-def pool_split(task: Task, which: str, size: int | None, seed: int) -> Split:
-    """The examples active methods score: unused real training examples (labels unused) or validation."""
-    pool = task.pool if which == "unlabeled" else task.val
-    if size is not None and len(pool) > size:
-        idx = np.sort(np.random.default_rng(seed).choice(len(pool), size, replace=False))
-        pool = pool.subset(idx)
-    return pool
+from bench.training import selection_key
 
 
 def draw_labels(probs: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
@@ -73,9 +70,9 @@ def uncertain_prompts(template: str, classes: list[str], labels: np.ndarray, pro
     return [template.format(label=classes[int(y)], confuser=classes[int(c)]) for y, c in zip(labels, confusers)]
 
 
-@STRATEGIES.register("active_synthesis", kind="method", synthetic=True)
+@STRATEGIES.register("active_synthesis", kind="method", version=2, synthesises=True, uses_generator=True)
 @dataclass
-class ActiveSynthesis:
+class ActiveSynthesis(SynthesisStrategy):
     uncertainty: str = "mc_dropout"  # or "ensemble"
     passes: int = 50  # MC dropout: stochastic passes T
     members: int = 5  # deep ensemble: independently seeded models K
@@ -92,8 +89,7 @@ class ActiveSynthesis:
     kl_weight: float = 0.1  # beta of the KL term to the previous round's predictions on real data
     warm_start: bool = True  # retrain from f_{r-1}'s weights rather than from scratch
     round_epochs: int | None = None  # epochs per retraining round; None: the recipe's
-    mix_ratio: float | None = None  # None: the suite's synthetic.mix_ratio
-    select_round_on_val: bool = True  # return the retrained model with the lowest validation loss
+    select_round_on_val: bool = True  # return the best round (0 = f_0 included) on validation; False: the last
     targeting: str = "auto"  # how generation is aimed at U_tau: "seeds" (vary its examples; images), "attributes"
     #   (condition on its over-represented categorical values; tables), "bo" (conditions chosen by Bayesian
     #   optimisation of the generated rows' BALD; tables); auto: attributes for tables, else seeds
@@ -124,6 +120,12 @@ class ActiveSynthesis:
             if not ok:
                 raise ValueError(message)
 
+    def check_compatible(self, modality: str, generator: Any) -> None:
+        """Refused before any work starts (bench.compat): column targeting needs a table."""
+        if self.targeting in ("attributes", "bo") and modality != "tabular":
+            raise ValueError(f"targeting {self.targeting!r} conditions on table columns, and {modality} data has "
+                             "none: use targeting seeds (or auto)")
+
     def estimate(self, task: Task, models: list[Any], x: Any, round_: int) -> Uncertainty:
         if self.uncertainty == "ensemble":
             return ensemble(models, x)
@@ -136,11 +138,10 @@ class ActiveSynthesis:
                          if k > 1 else f"round {round_}", **options) for m in range(k)]
 
     def run(self, task: Task) -> StrategyResult:
-        syn_spec = require_synthetic(task, "active_synthesis")
-        mix = syn_spec.mix_ratio if self.mix_ratio is None else self.mix_ratio
-        generator, gen_log = fitted_generator(task, syn_spec.generator.name, syn_spec.generator.params)
+        mix = self.mix(task)
+        generator, gen_log = self.fitted_generator(task)
         rng = np.random.default_rng([task.seed, 1])
-        total = syn_spec.budget_per_class * task.num_classes
+        total = self.total(task)
         per_round = math.ceil(total / self.max_rounds)
         pool = pool_split(task, self.pool, self.pool_size, task.seed)
         recipe = task.recipe if self.round_epochs is None else task.recipe.model_copy(update={"epochs": self.round_epochs})
@@ -149,7 +150,7 @@ class ActiveSynthesis:
         models = self.fit_round(task, 0)
         rounds = [self._round_log(task, 0, models, 0, None, start)]
         synthetic, sizes, threshold, stop = empty_like(task.train), [], None, "max_rounds"
-        candidates: list[tuple[float, list[Any], int]] = []
+        candidates: list[tuple[int, list[Any]]] = [(0, models)]  # (round, its model(s)); f_0 competes
         for r in range(1, self.max_rounds + 1):
             start = time.perf_counter()
             u = self.estimate(task, models, pool.x, r)
@@ -183,17 +184,31 @@ class ActiveSynthesis:
                                     teacher=teacher, kl_weight=self.kl_weight,
                                     init=models[0].module if self.warm_start and len(models) == 1 else None)
             rounds.append(self._round_log(task, r, models, len(synthetic), scoring, start, new_labels=labels))
-            candidates.append((rounds[-1]["val_loss"], models, r))
-        if self.select_round_on_val and candidates:
-            _, models, chosen_round = min(candidates, key=lambda c: c[0])
-        else:
-            chosen_round = candidates[-1][2] if candidates else 0
+            candidates.append((r, models))
+        chosen_round, models, why = self.select_round(task, rounds, candidates)
         clf = models[0] if len(models) == 1 else EnsembleClassifier(models)
         return StrategyResult(clf, synthetic=synthetic, log={
             "real_examples": len(task.train), "synthetic_examples": len(synthetic), "synthetic_budget": total,
-            "mix_ratio": mix, "rounds": rounds, "stopped_because": stop, "returned_round": chosen_round,
+            "mix_ratio": mix, "seeds_from": "U_tau" if self.guidance else "pool", "rounds": rounds,
+            "stopped_because": stop, "returned_round": chosen_round, "returned_because": why,
             "pool_size": len(pool), "generator": gen_log,
         })
+
+    def select_round(self, task: Task, rounds: list[dict[str, Any]], candidates: list[tuple[int, list[Any]]]
+                     ) -> tuple[int, list[Any], str]:
+        """The round to return, its model(s) and why: with select_round_on_val the best of all trained rounds,
+        round 0 included, by the recipe's selection criterion on the validation split; else the last."""
+        if not self.select_round_on_val:
+            r, models = candidates[-1]
+            return r, models, "the last trained round (select_round_on_val is off)"
+        metric = task.recipe.select_metric
+        logs = {log["round"]: log for log in rounds if "val_loss" in log}
+        r, models = max(candidates, key=lambda c: selection_key(metric, logs[c[0]]["val_accuracy"],
+                                                                logs[c[0]]["val_loss"]))
+        best = logs[r]
+        what = "accuracy (ties: the lower loss)" if metric == "accuracy" else "loss"
+        return r, models, (f"the best of rounds {', '.join(str(c[0]) for c in candidates)} by validation {what} "
+                           f"(select_round_on_val): accuracy {best['val_accuracy']:.4f}, loss {best['val_loss']:.4f}")
 
     def conditions(self, task: Task, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
                    chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, rng: np.random.Generator
@@ -208,8 +223,11 @@ class ActiveSynthesis:
         schema = task.data.schema
         if schema is None:
             raise BenchError(f"targeting {targeting!r} needs a table (a data set with a schema)")
-        # Without guidance (the ablation) the "region" is the whole pool: nothing is over-represented.
-        targets = overrepresented(schema, pool.x, region if self.guidance else np.arange(len(pool)), self.min_lift)
+        if not self.guidance:
+            # The control: column values over-represented in U_tau and conditions chosen by Bayesian
+            # optimisation are the targeting; without it, the seeds' labels alone (drawn as with guidance).
+            return Conditions(labels=labels), {"kind": "labels", "targeting": "none (guidance off)"}
+        targets = overrepresented(schema, pool.x, region, self.min_lift)
         named = [f"{t.column}={schema.column(t.column).categories[t.code]} (lift {t.lift:.2f}, {t.count} rows)"
                  for t in targets]
         if targeting == "attributes":

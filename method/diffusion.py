@@ -21,17 +21,18 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.api import DatasetInfo
 from bench.data import Split
+from bench.device import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 from bench.generator import Conditions
 from bench.progress import current
 from bench.registry import GENERATORS
-from bench.runner import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 
 
 @GENERATORS.register("diffusion", modalities=("image",))
@@ -83,7 +84,6 @@ class ClassConditionalDiffusion:
     bf16: bool = True  # bfloat16 autocast in training and sampling (CPUs with AVX-512 bf16, A100/H100)
     device: str = "auto"  # auto (CUDA when present), cpu or cuda: fit() receives no device from the task
 
-    version: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)  # YAML gives lists
@@ -143,7 +143,7 @@ class ClassConditionalDiffusion:
 
     # -- fit ------------------------------------------------------------------------------------
 
-    def fit(self, real: Split, num_classes: int, seed: int) -> "ClassConditionalDiffusion":
+    def fit(self, real: Split, info: DatasetInfo, seed: int) -> "ClassConditionalDiffusion":
         from diffusers import DDPMScheduler
         from diffusers.optimization import get_cosine_schedule_with_warmup
         from diffusers.training_utils import EMAModel
@@ -152,6 +152,7 @@ class ClassConditionalDiffusion:
         if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
             raise ValueError(f"diffusion needs uint8 images (N, H, W[, C]) with C = 1 or 3, got {x.dtype} {x.shape}")
         device = resolve_device(self.device)
+        num_classes = info.num_classes
         self.shape_, self.num_classes_ = x.shape[1:], num_classes
         channels = 1 if x.ndim == 3 else x.shape[-1]
         h, w = x.shape[1], x.shape[2]

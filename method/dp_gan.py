@@ -46,18 +46,19 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.api import DatasetInfo
 from bench.data import Split
+from bench.device import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 from bench.errors import BenchError
 from bench.generator import Conditions
 from bench.registry import GENERATORS
-from bench.runner import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 
 
 class _ProjectionHead(nn.Module):
@@ -216,7 +217,7 @@ def _levels(height: int, width: int) -> int:
     return max(1, math.ceil(math.log2(max(height, width) / 4)))
 
 
-@GENERATORS.register("dp_gan", modalities=("image", "tabular"))
+@GENERATORS.register("dp_gan", modalities=("image", "tabular", "vector"))
 @dataclass
 class DPGAN:
     """A class-conditional GAN, (target_epsilon, delta)-DP through DP-SGD on its discriminator.
@@ -244,8 +245,6 @@ class DPGAN:
     standardize: bool = False  # MLP variant: scale features by the real mean/std (NOT private, see above)
     device: str = "auto"  # where fit() trains: auto (CUDA when present), cpu or cuda; not part of the cache key
 
-    version: ClassVar[int] = 1
-    schema: ClassVar[Any] = None  # a table's bench.table.TableSchema, set by the harness (fitted_generator)
 
     # -- encoding between the data's representation and the networks' -------------------------------
 
@@ -279,7 +278,7 @@ class DPGAN:
 
     # -- fit and sample ----------------------------------------------------------------------------
 
-    def _build(self, x: np.ndarray, num_classes: int) -> tuple[nn.Module, nn.Module]:
+    def _build(self, x: np.ndarray, num_classes: int, schema: Any) -> tuple[nn.Module, nn.Module]:
         if x.ndim == 4:
             if x.dtype != np.uint8:
                 raise BenchError(f"dp_gan: images must be uint8 (N, H, W, C), got {x.dtype}")
@@ -289,9 +288,9 @@ class DPGAN:
             channels = x.shape[3]
             return (_ConvGenerator(self.latent_dim, num_classes, channels, self.width, levels),
                     _ConvDiscriminator(num_classes, channels, self.width, levels))
-        if x.ndim == 2 and self.schema is not None:
+        if x.ndim == 2 and schema is not None:
             self.variant_ = "table"
-            self.schema_ = self.schema
+            self.schema_ = schema
             codec = self._table_codec()
             return (_MLPGenerator(self.latent_dim, num_classes, codec.width, self.hidden, codec.blocks),
                     _MLPDiscriminator(num_classes, codec.width, self.hidden))
@@ -304,10 +303,11 @@ class DPGAN:
                     _MLPDiscriminator(num_classes, x.shape[1], self.hidden))
         raise BenchError(f"dp_gan: inputs must be images (N, H, W, C) or numeric vectors (N, D), got shape {x.shape}")
 
-    def fit(self, real: Split, num_classes: int, seed: int) -> "DPGAN":
+    def fit(self, real: Split, info: DatasetInfo, seed: int) -> "DPGAN":
         from opacus import PrivacyEngine  # imported here: opacus is slow to import and only needed to fit
 
         x, y = np.asarray(real.x), np.asarray(real.y, dtype=np.int64)
+        num_classes = info.num_classes
         self.shape_, self.dtype_, self.num_classes_ = x.shape[1:], x.dtype, num_classes
         n = len(x)
         self.delta_ = float(self.delta) if self.delta is not None else 1.0 / n
@@ -323,7 +323,7 @@ class DPGAN:
             warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")  # secure_mode off: see docstring
             # Opacus' hooks on D's first layer fire although its input needs no gradient: harmless.
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            gen, disc = (net.to(device) for net in self._build(x, num_classes))
+            gen, disc = (net.to(device) for net in self._build(x, num_classes, info.schema))
             data = torch.utils.data.TensorDataset(self._encode(x), torch.from_numpy(y))
             loader = torch.utils.data.DataLoader(data, batch_size=min(self.batch_size, n))
             opt_d = torch.optim.Adam(disc.parameters(), lr=self.lr_d, betas=(0.5, 0.999))

@@ -5,18 +5,18 @@ for images are separate (they need far more compute)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
+from bench.api import DatasetInfo
 from bench.data import Split
 from bench.generator import Conditions
 from bench.registry import GENERATORS
 
 
-@GENERATORS.register("pca_gmm", modalities=("image", "tabular"))
+@GENERATORS.register("pca_gmm", modalities=("image", "tabular", "vector"))
 @dataclass
 class PCAGaussianMixture:
     """Per-class Gaussian mixtures (scikit-learn) on the first `components` principal components.
@@ -29,9 +29,7 @@ class PCAGaussianMixture:
     mixtures: int = 4  # mixture components per class (at most half the class's examples)
     covariance: str = "diag"  # scikit-learn covariance_type: full, tied, diag, spherical
 
-    version: ClassVar[int] = 1
-
-    def fit(self, real: Split, num_classes: int, seed: int) -> "PCAGaussianMixture":
+    def fit(self, real: Split, info: DatasetInfo, seed: int) -> "PCAGaussianMixture":
         x = np.asarray(real.x)
         self.shape_, self.dtype_ = x.shape[1:], x.dtype
         flat = x.reshape(len(x), -1).astype(np.float64)
@@ -41,7 +39,7 @@ class PCAGaussianMixture:
         z = self.pca_.transform(flat)
         y = np.asarray(real.y)
         self.mixtures_ = {}
-        for c in range(num_classes):
+        for c in range(info.num_classes):
             zc = z[y == c]
             if len(zc) == 0:
                 continue

@@ -76,18 +76,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.api import DatasetInfo
 from bench.data import Split
+from bench.device import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 from bench.errors import BenchError
 from bench.generator import Conditions
 from bench.progress import current
 from bench.registry import GENERATORS
-from bench.runner import resolve_device  # auto: CUDA when present; cuda without CUDA is an error
 
 # The UNet's attention projections (self- and cross-attention of every transformer block): where the
 # LoRA recipes of diffusers and of the SD fine-tuning literature put the adapters.
@@ -105,7 +106,6 @@ class StableDiffusionLoRA:
 
     model_path: str | None = None  # a diffusers StableDiffusionPipeline folder (model_index.json, unet/, vae/, ...)
     class_names: list[str] | None = None  # one per class, filling prompt_template; None: the data set's class names
-    #                                       (filled in by the harness; "class 0", ... if used outside it)
     prompt_template: str = "a photo of a {label}"  # the class prompt for training and plain sampling
     resolution: int | None = None  # px the images are resized to for SD; None: the model's native size
     #                                (UNet sample_size x VAE down-sampling factor: 512 for SD 2.1-base)
@@ -128,7 +128,6 @@ class StableDiffusionLoRA:
     #                          the CPU), fp32, fp16 or bf16; the LoRA parameters always train in fp32
     device: str = "auto"  # auto (CUDA when present), cpu or cuda[:i]: fit() receives no device from the task
 
-    version: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         if self.class_names is not None:
@@ -206,8 +205,9 @@ class StableDiffusionLoRA:
             raise BenchError(f"generator sd_lora: resolution {res} must be a multiple of {multiple} for this model")
         return res
 
-    def _class_names(self, num_classes: int) -> list[str]:
-        names = self.class_names or [f"class {c}" for c in range(num_classes)]
+    def _class_names(self, classes: tuple[str, ...]) -> list[str]:
+        num_classes = len(classes)
+        names = self.class_names or [str(c) for c in classes]
         if len(names) < num_classes:
             raise BenchError(f"generator sd_lora: class_names has {len(names)} names for {num_classes} classes")
         return names
@@ -235,12 +235,13 @@ class StableDiffusionLoRA:
 
     # -- fit --------------------------------------------------------------------------------------
 
-    def fit(self, real: Split, num_classes: int, seed: int) -> "StableDiffusionLoRA":
+    def fit(self, real: Split, info: DatasetInfo, seed: int) -> "StableDiffusionLoRA":
         self._checked_path()  # before the slow imports: a missing folder fails at once
         x = np.asarray(real.x)
         if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
             raise ValueError(f"sd_lora needs uint8 images (N, H, W[, C]) with C = 1 or 3, got {x.dtype} {x.shape}")
-        names = self._class_names(num_classes)
+        names = self.class_names_ = self._class_names(info.classes)
+        num_classes = info.num_classes
 
         from diffusers import DDPMScheduler
         from diffusers.training_utils import cast_training_params
@@ -374,7 +375,7 @@ class StableDiffusionLoRA:
 
     def prompts(self, labels: np.ndarray) -> list[str]:
         """The class prompt of each label."""
-        names = self._class_names(self.num_classes_)
+        names = self.class_names_
         return [self.prompt_template.format(label=names[int(c)]) for c in labels]
 
     def sample(self, n: int, conditions: Conditions, rng: np.random.Generator) -> Split:

@@ -19,16 +19,17 @@ import contextlib
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
+from bench.api import DatasetInfo
 from bench.data import Split
+from bench.device import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 from bench.errors import BenchError
 from bench.generator import Conditions
 from bench.registry import GENERATORS
-from bench.runner import resolve_device
 from bench.table import LABEL_COLUMN, TableSchema
 
 TABLE = "table"  # sdv's name for the single table
@@ -57,17 +58,15 @@ class _SDVGenerator:
     max_tries_per_batch: int = 100  # sdv's rejection-sampling tries per batch before a condition is given up
     sample_batch_size: int = 500  # rows drawn per try: a rare combination needs many candidates per try
 
-    schema: ClassVar[TableSchema | None] = None  # set on the instance by the harness (fitted_generator)
-    version: ClassVar[int] = 1
 
     def _synthesizer(self, metadata: Any) -> Any:
         raise NotImplementedError
 
-    def fit(self, real: Split, num_classes: int, seed: int) -> "_SDVGenerator":
-        if self.schema is None:
+    def fit(self, real: Split, info: DatasetInfo, seed: int) -> "_SDVGenerator":
+        if info.schema is None:
             raise BenchError(f"generator {type(self).__name__} needs a table (a data set with a schema)")
-        self.schema_, self.num_classes_ = self.schema, num_classes
-        self.classes_ = [str(c) for c in range(num_classes)]  # labels by code: names need not be unique strings
+        self.schema_, self.num_classes_ = info.schema, info.num_classes
+        self.classes_ = [str(c) for c in range(info.num_classes)]  # labels by code: names need not be unique strings
         frame = self.schema_.to_frame(real.x, real.y, self.classes_)
         # CTGAN draws from numpy's and torch's global generators while it trains: seed both, put them back.
         state = np.random.get_state()

@@ -10,10 +10,10 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
 )
 
+from bench.api import MODALITIES
 from bench.evaluation import EvalContext
 from bench.registry import METRICS
 
-ALL = ("image", "tabular", "text")
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. 2017
 
 
@@ -22,35 +22,35 @@ def _tensors(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(np.asarray(ctx.probs, dtype=np.float64)), torch.tensor(np.asarray(ctx.y_true, dtype=np.int64))
 
 
-@METRICS.register("accuracy", higher_is_better=True, modalities=ALL)
+@METRICS.register("accuracy", higher_is_better=True, modalities=MODALITIES)
 def accuracy(ctx: EvalContext) -> float:
     """Fraction of test examples whose arg-max prediction is the label."""
     p, y = _tensors(ctx)
     return float(multiclass_accuracy(p, y, num_classes=p.shape[1], average="micro"))
 
 
-@METRICS.register("macro_f1", higher_is_better=True, modalities=ALL)
+@METRICS.register("macro_f1", higher_is_better=True, modalities=MODALITIES)
 def macro_f1(ctx: EvalContext) -> float:
     """Unweighted mean over classes of the F1 score."""
     p, y = _tensors(ctx)
     return float(multiclass_f1_score(p, y, num_classes=p.shape[1], average="macro"))
 
 
-@METRICS.register("ece", higher_is_better=False, modalities=ALL)
+@METRICS.register("ece", higher_is_better=False, modalities=MODALITIES)
 def ece(ctx: EvalContext) -> float:
     """Expected calibration error of the top-1 confidence, 15 equal-width bins (L1)."""
     p, y = _tensors(ctx)
     return float(multiclass_calibration_error(p, y, num_classes=p.shape[1], n_bins=ECE_BINS, norm="l1"))
 
 
-@METRICS.register("nll", higher_is_better=False, modalities=ALL)
+@METRICS.register("nll", higher_is_better=False, modalities=MODALITIES)
 def nll(ctx: EvalContext) -> float:
     """Mean negative log-likelihood of the label (nats), probabilities clipped at 1e-12."""
     p, y = _tensors(ctx)
     return float(torch.nn.functional.nll_loss(p.clamp_min(1e-12).log(), y))
 
 
-@METRICS.register("per_class_accuracy", higher_is_better=True, modalities=ALL)
+@METRICS.register("per_class_accuracy", higher_is_better=True, modalities=MODALITIES)
 def per_class_accuracy(ctx: EvalContext) -> dict[str, float]:
     """Accuracy within each true class (the per-class recall), keyed by class name."""
     p, y = _tensors(ctx)

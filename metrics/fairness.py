@@ -40,11 +40,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.api import MODALITIES
 from bench.errors import BenchError
 from bench.evaluation import EvalContext
 from bench.registry import METRICS
-
-ALL = ("image", "tabular", "text")
 
 
 def _fairlearn() -> Any:
@@ -78,20 +77,20 @@ def _on_test(ctx: EvalContext, attribute: str, name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@METRICS.register("demographic_parity_difference", higher_is_better=False, modalities=ALL)
+@METRICS.register("demographic_parity_difference", higher_is_better=False, modalities=MODALITIES)
 def demographic_parity_difference(ctx: EvalContext, attribute: str = "race") -> float | None:
     """Largest gap between two groups' rates of positive predictions on the test split."""
     return _on_test(ctx, attribute, "demographic_parity_difference")
 
 
-@METRICS.register("demographic_parity_ratio", higher_is_better=True, modalities=ALL)
+@METRICS.register("demographic_parity_ratio", higher_is_better=True, modalities=MODALITIES)
 def demographic_parity_ratio(ctx: EvalContext, attribute: str = "race") -> float | None:
     """Smallest over largest group rate of positive predictions (disparate impact); None when no test
     example is predicted positive (0/0)."""
     return _on_test(ctx, attribute, "demographic_parity_ratio")
 
 
-@METRICS.register("equalized_odds_difference", higher_is_better=False, modalities=ALL)
+@METRICS.register("equalized_odds_difference", higher_is_better=False, modalities=MODALITIES)
 def equalized_odds_difference(ctx: EvalContext, attribute: str = "race") -> float | None:
     """max(TPR gap, FPR gap) between groups on the test split (fairlearn's worst case)."""
     return _on_test(ctx, attribute, "equalized_odds_difference")

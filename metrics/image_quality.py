@@ -40,8 +40,6 @@ import functools
 import hashlib
 import importlib.util
 import io
-import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -51,7 +49,7 @@ import numpy as np
 import torch
 from scipy.linalg import LinAlgWarning
 
-from bench.data import cache_root
+from bench.data import cache_root, cache_unwritable, write_atomic
 from bench.errors import BenchError
 from bench.evaluation import EvalContext
 from bench.registry import METRICS
@@ -176,15 +174,14 @@ def features(images: np.ndarray, device: str = "cpu", persist: bool = False) -> 
 
 
 def _save_atomic(path: Path, a: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy")
+    """The entry appears whole or not at all; a read-only cache is reported once and the features are
+    used from memory."""
+    buffer = io.BytesIO()
+    np.save(buffer, a)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, a)
-        os.replace(tmp, path)  # the entry appears whole or not at all
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        write_atomic(path, buffer.getvalue())
+    except OSError as exc:
+        cache_unwritable(exc)
 
 
 def _feature_pair(ctx: EvalContext, samples: int, reference_samples: int) -> tuple[np.ndarray, np.ndarray] | None:

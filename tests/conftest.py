@@ -35,6 +35,13 @@ def make_images(n_per_class: int, classes: int = 3, size: int = 8, seed: int = 0
 
 
 @pytest.fixture
+def image_maker():
+    """make_images, for tests that need another number of classes or images (importing it from
+    conftest would find tests/perf/conftest.py instead when both folders are collected)."""
+    return make_images
+
+
+@pytest.fixture
 def tiny_data() -> DatasetSplits:
     return DatasetSplits(name="tiny", modality="image", classes=["r", "g", "b"],
                          train=make_images(40, seed=0), test=make_images(20, seed=1))

@@ -13,9 +13,9 @@ from bench.baselines.smote import smote_samples
 from bench.benchmarks.toy import ToyPocketsOracle
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.generator import Conditions, fitted_generator
-from bench.method.mixing import mix_weights
 from bench.method.uncertainty import mc_dropout
 from bench.registry import DATASETS, GENERATORS, STRATEGIES
+from bench.synthesis import mix_weights
 from bench.task import Task
 
 TARGET = 0.97  # held-out accuracy; f_0 on 5 examples per class reaches about 0.93
@@ -148,12 +148,11 @@ def test_ensemble_uncertainty_and_validation_pool_run_through_the_loop(toy, one_
 
 def test_bad_parameters_are_rejected_at_build_time():
     from bench.errors import BenchError
-    from bench.strategy import build_strategy
-
+    
     with pytest.raises(BenchError, match="a quantile tau must lie in"):
-        build_strategy("active_synthesis", {"tau": 1.5})
+        STRATEGIES.build("active_synthesis", {"tau": 1.5})
     with pytest.raises(BenchError, match="uncertainty must be"):
-        build_strategy("active_synthesis", {"uncertainty": "laplace"})
+        STRATEGIES.build("active_synthesis", {"uncertainty": "laplace"})
 
 
 def test_uncertain_prompts_name_the_target_and_its_confuser():
@@ -167,22 +166,24 @@ def test_uncertain_prompts_name_the_target_and_its_confuser():
 PROMPTS_SEEN: list[list[str] | None] = []
 
 
-@GENERATORS.register("recording_toy_oracle", modalities=("tabular",))
+@GENERATORS.register("recording_toy_oracle", modalities=("vector",))
 @dataclass
 class RecordingToyOracle(ToyPocketsOracle):
-    """The toy oracle with a class-name field, recording the prompts it is sampled with."""
+    """The toy oracle, recording the class names it is fitted with and the prompts it is sampled with."""
 
-    class_names: list[str] | None = None
+    def fit(self, real, info, seed):
+        self.class_names_ = list(info.classes)
+        return super().fit(real, info, seed)
 
     def sample(self, n, conditions, rng):
         PROMPTS_SEEN.append(conditions.prompts)
         return super().sample(n, conditions, rng)
 
 
-def test_loop_prompts_reach_the_generator_and_class_names_are_filled_in(toy, one_thread):
+def test_loop_prompts_reach_the_generator_and_it_is_given_the_class_names(toy, one_thread):
     task = toy_task(toy, seed=0)
     generator, _ = fitted_generator(task, "recording_toy_oracle", {})
-    assert generator.class_names == ["left", "right"]  # the data set's, since the suite gave none
+    assert generator.class_names_ == ["left", "right"]  # the data set's, through DatasetInfo
     task.synthetic = SyntheticSpec(generator=NamedSpec(name="recording_toy_oracle"), budget_per_class=10, mix_ratio=0.5)
     PROMPTS_SEEN.clear()
     STRATEGIES.get("active_synthesis")(max_rounds=1, round_epochs=2,

@@ -74,7 +74,7 @@ def test_model_path_goes_to_a_generator_that_loads_weights(tmp_path):
 
 
 @pytest.mark.parametrize("edit,message", [
-    (("budgets: [5]", "budgets: [-5]"), "budgets.0: Input should be greater than 0"),
+    (("budgets: [5]", "budgets: [-5]"), "budgets.0: Value error, a budget of -5 examples per class: it must be at least 1"),
     (("val_per_class: 2", "val_per_class: two"), "val_per_class: Input should be a valid integer"),
     (("seeds: [0, 1]", "seeds: []"), "seeds"),
     (("version: 1", "version: 1\nbudget: 3"), "budget: Extra inputs are not permitted"),

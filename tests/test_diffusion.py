@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.api import DatasetInfo
 from bench.data import Split
 from bench.generator import Conditions
 from bench.method.diffusion import ClassConditionalDiffusion
@@ -41,7 +42,7 @@ def fitted() -> ClassConditionalDiffusion:
     # 150 steps of a 0.2 M-parameter UNet on 8x8 images (about 5 s on one core); 100 already separate the
     # classes (means 58 and 195 against 50 and 205 in the data)
     return ClassConditionalDiffusion(**TINY, train_steps=150, max_epochs=None, lr=2e-3, warmup_steps=20).fit(
-        dark_and_bright(16), num_classes=2, seed=0)
+        dark_and_bright(16), DatasetInfo.unnamed(2), seed=0)
 
 
 def test_class_conditional_samples_follow_the_class(fitted):
@@ -83,8 +84,8 @@ def test_sampling_is_reproducible_from_the_rng_and_survives_pickling(fitted):
 def test_fit_is_deterministic_in_the_seed():
     data = dark_and_bright(4)
     params = {**TINY, "train_steps": 3}
-    a, b = (ClassConditionalDiffusion(**params).fit(data, 2, seed=3) for _ in range(2))
-    c = ClassConditionalDiffusion(**params).fit(data, 2, seed=4)
+    a, b = (ClassConditionalDiffusion(**params).fit(data, DatasetInfo.unnamed(2), seed=3) for _ in range(2))
+    c = ClassConditionalDiffusion(**params).fit(data, DatasetInfo.unnamed(2), seed=4)
     wa, wb, wc = (torch.nn.utils.parameters_to_vector(g.unet_.parameters()) for g in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
 
@@ -93,7 +94,7 @@ def test_fit_is_deterministic_in_the_seed():
 def test_shapes_and_dtypes_survive_padding(shape):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (6, *shape)).astype(np.uint8)
-    g = ClassConditionalDiffusion(**TINY, train_steps=2, sample_steps=2).fit(Split(x, np.arange(6) % 3), 3, seed=0)
+    g = ClassConditionalDiffusion(**TINY, train_steps=2, sample_steps=2).fit(Split(x, np.arange(6) % 3), DatasetInfo.unnamed(3), seed=0)
     labels = np.array([2, 0, 1])
     for seeds in (None, x[:3]):
         out = g.sample(3, Conditions(labels=labels, seeds=seeds, strength=0.5), rng)
@@ -104,13 +105,13 @@ def test_shapes_and_dtypes_survive_padding(shape):
 def test_classifier_free_guidance_and_batching_run():
     data = dark_and_bright(4)
     g = ClassConditionalDiffusion(**{**TINY, "batch_size": 2}, train_steps=2, sample_steps=2, guidance_scale=2.0)
-    g.fit(data, 2, seed=0)
+    g.fit(data, DatasetInfo.unnamed(2), seed=0)
     out = g.sample(5, Conditions(labels=np.array([0, 1, 0, 1, 1])), np.random.default_rng(0))
     assert out.x.shape == (5, 8, 8, 1)
 
 
 def test_small_data_sets_train_for_at_most_max_epochs():
-    g = ClassConditionalDiffusion(**TINY, train_steps=1000, max_epochs=2).fit(dark_and_bright(4), 2, seed=0)
+    g = ClassConditionalDiffusion(**TINY, train_steps=1000, max_epochs=2).fit(dark_and_bright(4), DatasetInfo.unnamed(2), seed=0)
     assert g.train_steps_ == 2  # 8 images fit one batch: 2 epochs are 2 steps
 
 
@@ -131,12 +132,12 @@ def test_bad_parameters_are_rejected(params):
 
 def test_rejects_non_uint8_images():
     with pytest.raises(ValueError, match="uint8"):
-        ClassConditionalDiffusion(**TINY, train_steps=1).fit(Split(np.zeros((4, 8, 8, 3), np.float32), np.zeros(4, int)), 1, 0)
+        ClassConditionalDiffusion(**TINY, train_steps=1).fit(Split(np.zeros((4, 8, 8, 3), np.float32), np.zeros(4, int)), DatasetInfo.unnamed(1), 0)
 
 
 @pytest.mark.gpu
 def test_fits_on_cuda_and_pickles_to_cpu_tensors():
-    g = ClassConditionalDiffusion(**{**TINY, "device": "cuda"}, train_steps=3, sample_steps=2).fit(dark_and_bright(4), 2, 0)
+    g = ClassConditionalDiffusion(**{**TINY, "device": "cuda"}, train_steps=3, sample_steps=2).fit(dark_and_bright(4), DatasetInfo.unnamed(2), 0)
     out = g.sample(2, Conditions(labels=np.array([0, 1])), np.random.default_rng(0))  # moves the UNet to CUDA
     assert out.x.shape == (2, 8, 8, 1)
     restored = pickle.loads(pickle.dumps(g))

@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench.api import DatasetInfo
 from bench.config import NamedSpec, TrainRecipe
 from bench.data import Split
 from bench.generator import Conditions, fitted_generator
 from bench.method.dp_gan import DPGAN, _ConvDiscriminator, _MLPDiscriminator
-from bench.registry import DATASETS
+from bench.registry import DATASETS, STRATEGIES
 from bench.results import json_safe
-from bench.strategy import build_strategy
 from bench.task import Task
 
 
@@ -33,7 +33,7 @@ def test_epsilon_spent_is_the_target_and_smaller_for_a_smaller_target(tiny_data,
     real = tiny_data.train  # 120 images, 8x8x3, 3 classes
     spent = {}
     for target in (1.0, 8.0):
-        gan = DPGAN(target_epsilon=target, epochs=2, batch_size=32).fit(real, 3, seed=0)
+        gan = DPGAN(target_epsilon=target, epochs=2, batch_size=32).fit(real, DatasetInfo.unnamed(3), seed=0)
         assert math.isfinite(gan.epsilon_) and 0 < gan.epsilon_ <= target + 1e-6
         assert gan.epsilon_ >= target - 0.05  # every DP step was accounted (Opacus searches sigma to 0.01)
         assert gan.delta_ == 1 / len(real)
@@ -48,7 +48,7 @@ def test_samples_have_the_data_shape_dtype_and_labels(shape, dtype, one_thread):
     y = np.repeat(np.arange(2), 10)
     x = rng.integers(0, 256, (20, *shape)).astype(np.uint8) if dtype == np.uint8 else \
         rng.standard_normal((20, *shape)).astype(dtype)
-    gan = DPGAN(epochs=1, batch_size=8).fit(Split(x, y), 2, seed=0)
+    gan = DPGAN(epochs=1, batch_size=8).fit(Split(x, y), DatasetInfo.unnamed(2, "tabular"), seed=0)
     assert gan.variant_ == ("image" if len(shape) == 3 else "tabular") and gan.preprocessing_private_
     labels = np.array([1, 0, 1, 1, 0])
     seeds = x[:5]  # seed examples are ignored
@@ -60,7 +60,7 @@ def test_samples_have_the_data_shape_dtype_and_labels(shape, dtype, one_thread):
 
 def test_standardized_tables_are_flagged_as_not_private(one_thread):
     x = np.random.default_rng(0).normal(100.0, 10.0, (20, 3)).astype(np.float32)
-    gan = DPGAN(epochs=1, standardize=True).fit(Split(x, np.repeat(np.arange(2), 10)), 2, seed=0)
+    gan = DPGAN(epochs=1, standardize=True).fit(Split(x, np.repeat(np.arange(2), 10)), DatasetInfo.unnamed(2, "tabular"), seed=0)
     assert not gan.preprocessing_private_ and not gan.privacy()["preprocessing_private"]
     assert abs(gan.sample(200, Conditions(labels=np.zeros(200, dtype=np.int64)), np.random.default_rng(0)).x.mean() - 100) < 30
 
@@ -102,7 +102,7 @@ def test_class_conditional_samples_follow_the_toy_classes(one_thread):
 
 
 def test_strategy_trains_on_real_and_dp_synthetic_data_and_logs_privacy(tiny_task):
-    strategy = build_strategy("dp_gan", {"target_epsilon": 4.0, "epochs": 3})
+    strategy = STRATEGIES.build("dp_gan", {"target_epsilon": 4.0, "epochs": 3})
     result = strategy.run(tiny_task)
     log = result.log
     privacy = log["privacy"]
@@ -114,13 +114,13 @@ def test_strategy_trains_on_real_and_dp_synthetic_data_and_logs_privacy(tiny_tas
     assert log["mix_ratio"] == syn.mix_ratio and len(log["gan"]["history"]) == 3
     assert result.classifier.predict_proba(tiny_task.test.x).shape == (len(tiny_task.test), tiny_task.num_classes)
     json.dumps(json_safe(log))
-    again = build_strategy("dp_gan", {"target_epsilon": 4.0, "epochs": 3}).run(tiny_task).log
+    again = STRATEGIES.build("dp_gan", {"target_epsilon": 4.0, "epochs": 3}).run(tiny_task).log
     assert again["generator"]["cached"] and again["privacy"] == privacy  # one fit, shared through the cache
 
 
 @pytest.mark.gpu
 def test_fits_on_cuda_and_samples_on_the_cpu(tiny_data):
-    gan = DPGAN(epochs=2, batch_size=32, device="cuda").fit(tiny_data.train, 3, seed=0)
+    gan = DPGAN(epochs=2, batch_size=32, device="cuda").fit(tiny_data.train, DatasetInfo.unnamed(3), seed=0)
     assert 0 < gan.epsilon_ <= gan.target_epsilon + 1e-6
     assert next(gan.generator_.parameters()).device.type == "cpu"
     out = gan.sample(6, Conditions(labels=np.array([0, 1, 2, 0, 1, 2])), np.random.default_rng(0))

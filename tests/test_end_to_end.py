@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.api import StrategyCaps
 from bench.cli import main
 from bench.registry import STRATEGIES
 from bench.results import iter_results, validate_result
@@ -17,20 +18,20 @@ def results(root: Path) -> dict[str, dict]:
     return {str(p.relative_to(root)): r for p, r in iter_results(root)}
 
 
-def test_smoke_suite_end_to_end(tmp_path, capsys):
+def test_smoke_suite_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "results"
     assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet"]) == 0
     got = results(out)
-    assert sorted(got) == [f"smoke/cpu/cifar10/n10/{s}/seed0.json"
+    assert sorted(got) == [f"smoke/v1/cpu/cifar10/n10/{s}/seed0.json"
                            for s in ("active_synthesis", "random_synthetic", "real_only", "smote")]
     assert all(r["status"] == "ok" for r in got.values())
     for s in ("active_synthesis", "random_synthetic", "smote"):  # each adds 10 synthetic images per class
-        log = got[f"smoke/cpu/cifar10/n10/{s}/seed0.json"]["strategy_log"]
+        log = got[f"smoke/v1/cpu/cifar10/n10/{s}/seed0.json"]["strategy_log"]
         assert log["synthetic_examples"] == 100 and log["mix_ratio"] == 0.5
-    active = got["smoke/cpu/cifar10/n10/active_synthesis/seed0.json"]
+    active = got["smoke/v1/cpu/cifar10/n10/active_synthesis/seed0.json"]
     assert active["config"]["synthetic"]["budget_per_class"] == 10
     assert [r["round"] for r in active["strategy_log"]["rounds"]] == [0, 1, 2]
-    r = got["smoke/cpu/cifar10/n10/real_only/seed0.json"]
+    r = got["smoke/v1/cpu/cifar10/n10/real_only/seed0.json"]
     assert r["config"]["synthetic"] is None  # real_only does not depend on the synthetic settings
     validate_result(r)
     assert r["status"] == "ok" and r["error"] is None
@@ -45,7 +46,7 @@ def test_smoke_suite_end_to_end(tmp_path, capsys):
     assert r["cell"] == {"dataset": "cifar10", "budget": 10, "strategy": "real_only", "seed": 0}
 
     # A second run finds the result up to date and leaves it alone; --force recomputes it.
-    path = out / "smoke/cpu/cifar10/n10/real_only/seed0.json"
+    path = out / "smoke/v1/cpu/cifar10/n10/real_only/seed0.json"
     stamp = path.stat().st_mtime_ns
     assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet"]) == 0
     assert "0 done, 4 up to date" in capsys.readouterr().out
@@ -58,6 +59,8 @@ def test_smoke_suite_end_to_end(tmp_path, capsys):
     lb = tmp_path / "LEADERBOARD.md"
     assert main(["leaderboard", "--results", str(out), "--output", str(lb)]) == 0
     assert "| real_only |" in lb.read_text() and "| 2 |" in lb.read_text()
+    # Provenance (a clean tree at a known commit) has its own test; this run may come from a working tree.
+    monkeypatch.setattr("bench.leaderboard.provenance_problems", lambda root: [])
     assert main(["leaderboard", "--results", str(out), "--output", str(lb), "--check"]) == 0
     lb.write_text(lb.read_text() + "edited by hand\n")
     assert main(["leaderboard", "--results", str(out), "--output", str(lb), "--check"]) == 1
@@ -102,7 +105,7 @@ class InterruptedOnSeed1:
 def test_strategies(monkeypatch):
     for name, cls in (("fails_on_seed1", FailsOnSeed1), ("interrupted_on_seed1", InterruptedOnSeed1)):
         monkeypatch.setitem(STRATEGIES._entries, name, cls)
-        monkeypatch.setitem(STRATEGIES._meta, name, {})
+        monkeypatch.setitem(STRATEGIES._meta, name, StrategyCaps(kind="baseline"))
 
 
 def test_a_failing_cell_is_an_error_result_and_is_retried(tmp_path, test_strategies, capsys):
@@ -111,7 +114,7 @@ def test_a_failing_cell_is_an_error_result_and_is_retried(tmp_path, test_strateg
     out = tmp_path / "out"
     assert main(["run", "--suite", str(suite), "--out", str(out), "--quiet"]) == 1
     got = results(out)
-    ok, bad = got["e2e/cpu/cifar10/n2/fails_on_seed1/seed0.json"], got["e2e/cpu/cifar10/n2/fails_on_seed1/seed1.json"]
+    ok, bad = got["e2e/v1/cpu/cifar10/n2/fails_on_seed1/seed0.json"], got["e2e/v1/cpu/cifar10/n2/fails_on_seed1/seed1.json"]
     assert ok["status"] == "ok"
     assert bad["status"] == "error" and bad["metrics"] == {}
     assert bad["error"]["type"] == "RuntimeError" and bad["error"]["message"] == "synthetic failure for seed 1"
@@ -127,8 +130,8 @@ def test_an_interrupted_run_resumes(tmp_path, test_strategies, capsys):
     suite.write_text(SUITE.format(strategy="interrupted_on_seed1"))
     out = tmp_path / "out"
     assert main(["run", "--suite", str(suite), "--out", str(out), "--quiet"]) == 130
-    assert list(results(out)) == ["e2e/cpu/cifar10/n2/interrupted_on_seed1/seed0.json"]
-    first = (out / "e2e/cpu/cifar10/n2/interrupted_on_seed1/seed0.json").read_text()
+    assert list(results(out)) == ["e2e/v1/cpu/cifar10/n2/interrupted_on_seed1/seed0.json"]
+    first = (out / "e2e/v1/cpu/cifar10/n2/interrupted_on_seed1/seed0.json").read_text()
     assert not list(out.rglob("*.tmp"))
     INTERRUPT["on"] = False
     try:
@@ -136,8 +139,8 @@ def test_an_interrupted_run_resumes(tmp_path, test_strategies, capsys):
     finally:
         INTERRUPT["on"] = True
     assert "1 done, 1 up to date, 0 failed" in capsys.readouterr().out
-    assert (out / "e2e/cpu/cifar10/n2/interrupted_on_seed1/seed0.json").read_text() == first
-    assert json.loads((out / "e2e/cpu/cifar10/n2/interrupted_on_seed1/seed1.json").read_text())["status"] == "ok"
+    assert (out / "e2e/v1/cpu/cifar10/n2/interrupted_on_seed1/seed0.json").read_text() == first
+    assert json.loads((out / "e2e/v1/cpu/cifar10/n2/interrupted_on_seed1/seed1.json").read_text())["status"] == "ok"
 
 
 def test_changed_config_is_recomputed(tmp_path, capsys):
@@ -145,9 +148,9 @@ def test_changed_config_is_recomputed(tmp_path, capsys):
     suite.write_text(SUITE.format(strategy="real_only").replace("seeds: [0, 1]", "seeds: [0]"))
     out = tmp_path / "out"
     assert main(["run", "--suite", str(suite), "--out", str(out), "--quiet"]) == 0
-    h1 = results(out)["e2e/cpu/cifar10/n2/real_only/seed0.json"]["config_hash"]
+    h1 = results(out)["e2e/v1/cpu/cifar10/n2/real_only/seed0.json"]["config_hash"]
     suite.write_text(suite.read_text().replace("epochs: 1", "epochs: 2"))
     capsys.readouterr()
     assert main(["run", "--suite", str(suite), "--out", str(out), "--quiet"]) == 0
     assert "1 done, 0 up to date" in capsys.readouterr().out
-    assert results(out)["e2e/cpu/cifar10/n2/real_only/seed0.json"]["config_hash"] != h1
+    assert results(out)["e2e/v1/cpu/cifar10/n2/real_only/seed0.json"]["config_hash"] != h1

@@ -97,7 +97,7 @@ def test_suite_runs_the_plugin_strategy(plugin_site, tmp_path):
     (tmp_path / "suite.yaml").write_text(SUITE)
     r = bench(plugin_site, "run", "--suite", "suite.yaml", "--out", "out", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    result = json.loads((tmp_path / "out/plugin-suite/cpu/cifar10/n4/half_budget/seed0.json").read_text())
+    result = json.loads((tmp_path / "out/plugin-suite/v1/cpu/cifar10/n4/half_budget/seed0.json").read_text())
     assert result["status"] == "ok"
     assert result["config"]["strategy"] == {"id": "half_budget", "name": "half_budget", "params": {"fraction": 0.5}}
     assert result["strategy_log"]["real_examples"] == 20  # half of 4 per class x 10 classes

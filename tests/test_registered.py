@@ -15,13 +15,26 @@ from bench.evaluation import EvalContext
 from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES, SUITES
 from bench.results import json_safe
 from bench.runner import expand_cells, load_dataset
-from bench.strategy import StrategyResult, build_strategy
+from bench.strategy import StrategyResult
 from bench.task import Task
+
+# A small task of each modality, for the checks that every declared modality is real.
+VECTOR_AND_TABLE_DATA = {"tabular": "transactions", "vector": "toy_pockets"}
+
+
+def task_of(modality: str, tiny_task: Task, model: str, datasets: tuple[str, ...] | None = None) -> Task:
+    if modality == "image":
+        return dataclasses.replace(tiny_task, model=NamedSpec(name=model, params={}))
+    if modality not in VECTOR_AND_TABLE_DATA:
+        pytest.skip(f"no tiny {modality} task in the tests yet")
+    data = load_dataset(NamedSpec(name=datasets[0] if datasets else VECTOR_AND_TABLE_DATA[modality]), data_dir=None)
+    assert data.modality == modality
+    return Task.build(data, budget=10, val_per_class=5, seed=0, model=NamedSpec(name=model), recipe=tiny_task.recipe)
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
 def test_strategy_runs_on_a_tiny_task(name, tiny_task):
-    strategy = build_strategy(name, {})
+    strategy = STRATEGIES.build(name, {})
     assert dataclasses.is_dataclass(strategy), "strategies are dataclasses: asdict() is their parameter record"
     result = strategy.run(tiny_task)
     assert isinstance(result, StrategyResult)
@@ -35,25 +48,22 @@ def test_strategy_runs_on_a_tiny_task(name, tiny_task):
 def test_generator_fits_and_samples_conditioned_examples(name, tiny_task):
     from bench.generator import Conditions, fitted_generator
 
-    if GENERATORS.meta(name).get("needs_model_path"):
+    caps = GENERATORS.caps(name)
+    if caps.needs_model_path:
         pytest.skip("needs a user-supplied model folder; its own test builds a tiny one")
-    modalities = GENERATORS.meta(name).get("modalities", ())
-    if "image" in modalities:
-        task = tiny_task
-    else:  # table generators on a table with a schema (the generated transactions), others on the 2-d toy
-        table = load_dataset(NamedSpec(name="transactions" if hasattr(GENERATORS.get(name), "schema") else "toy_pockets"),
-                             data_dir=None)
-        task = Task.build(table, budget=10, val_per_class=5, seed=0, model=NamedSpec(name="mlp"), recipe=tiny_task.recipe)
+    assert dataclasses.is_dataclass(GENERATORS.get(name))
     fields = {f.name for f in dataclasses.fields(GENERATORS.get(name))}
-    generator, log = fitted_generator(task, name, {"epochs": 2} if "epochs" in fields else {})  # the cheapest fit
-    assert dataclasses.is_dataclass(generator) and isinstance(getattr(generator, "version", None), int)
-    labels = np.array([0, 1, 1, 0, 1])
-    rng = np.random.default_rng(0)
-    for seeds in (None, np.asarray(task.pool.x)[:5]):
-        out = generator.sample(5, Conditions(labels=labels, seeds=seeds, strength=0.5), rng)
-        x = np.asarray(out.x)
-        assert x.shape == (5, *np.asarray(task.train.x).shape[1:]) and x.dtype == np.asarray(task.train.x).dtype
-        assert out.y.tolist() == labels.tolist()
+    # Every modality the generator declares is one it fits and samples (bench validate trusts it).
+    for modality in caps.modalities:
+        task = task_of(modality, tiny_task, "small_cnn" if modality == "image" else "mlp", caps.datasets)
+        generator, log = fitted_generator(task, name, {"epochs": 2} if "epochs" in fields else {})  # the cheapest fit
+        labels = np.array([0, 1, 1, 0, 1])
+        rng = np.random.default_rng(0)
+        for seeds in (None, np.asarray(task.pool.x)[:5]):
+            out = generator.sample(5, Conditions(labels=labels, seeds=seeds, strength=0.5), rng)
+            x = np.asarray(out.x)
+            assert x.shape == (5, *np.asarray(task.train.x).shape[1:]) and x.dtype == np.asarray(task.train.x).dtype
+            assert out.y.tolist() == labels.tolist()
 
 
 @pytest.mark.parametrize("with_synthetic", [False, True])
@@ -76,19 +86,22 @@ def test_metric_returns_finite_numbers_or_none(name, with_synthetic, tiny_task):
 def test_model_is_a_dataclass_that_trains(name, tiny_task):
     spec = MODELS.get(name)()
     assert dataclasses.is_dataclass(spec)
-    if MODELS.meta(name).get("modality") == "image":
-        task = dataclasses.replace(tiny_task, model=NamedSpec(name=name, params={}))
-    else:  # numeric feature vectors: the two-dimensional toy data set
-        toy = load_dataset(NamedSpec(name="toy_pockets"), data_dir=None)
-        task = Task.build(toy, budget=10, val_per_class=5, seed=0, model=NamedSpec(name=name), recipe=tiny_task.recipe)
-    clf = task.fit(recipe=task.recipe.model_copy(update={"epochs": 1}))
-    assert clf.predict_proba(task.test.x).shape == (len(task.test), task.num_classes)
+    # Every modality the model declares is one it trains on (bench validate trusts the declaration).
+    for modality in MODELS.caps(name).modalities:
+        task = task_of(modality, tiny_task, name)
+        clf = task.fit(recipe=task.recipe.model_copy(update={"epochs": 1}))
+        assert clf.predict_proba(task.test.x).shape == (len(task.test), task.num_classes)
 
 
 @pytest.mark.parametrize("name", DATASETS.names())
 def test_dataset_loads_consistent_splits(name):
     d = load_dataset(NamedSpec(name=name), data_dir=None)
-    assert isinstance(d, DatasetSplits) and d.modality == DATASETS.meta(name)["modality"]
+    caps = DATASETS.caps(name)
+    assert isinstance(d, DatasetSplits) and d.modality == caps.modality and d.num_classes == caps.classes
+    # The sizes it declares (bench validate checks budgets against them) are the sizes it loads.
+    for split, declared in ((d.train, caps.train_per_class), (d.test, caps.test_per_class)):
+        if declared is not None:
+            assert tuple(np.bincount(split.y, minlength=d.num_classes).tolist()) == declared
     for split in (d.train, d.test):
         assert len(split.x) == len(split.y) > 0
         assert split.y.min() >= 0 and split.y.max() < d.num_classes

@@ -10,7 +10,7 @@ from scipy import stats
 
 from bench import leaderboard
 from bench.errors import BenchError
-from bench.results import cell_path, validate_result, write_result
+from bench.results import cell_path, iter_results, validate_result, write_result
 
 
 def record(strategy: str, seed: int, acc: float, nll: float = 1.0, status: str = "ok") -> dict:
@@ -39,7 +39,7 @@ def record(strategy: str, seed: int, acc: float, nll: float = 1.0, status: str =
 
 def put(root: Path, r: dict) -> None:
     c = r["cell"]
-    write_result(cell_path(root, "s", "cpu", c["dataset"], c["budget"], c["strategy"], c["seed"]), r)
+    write_result(cell_path(root, "s", 1, "cpu", c["dataset"], c["budget"], c["strategy"], c["seed"]), r)
 
 
 def test_schema_accepts_a_good_record_and_rejects_bad_ones():
@@ -122,9 +122,64 @@ def test_leaderboard_check_detects_stale_file(tmp_path):
     assert not leaderboard.is_current(tmp_path, out)
 
 
-def test_damaged_result_file_is_named(tmp_path):
-    put(tmp_path, record("good", 0, 0.5))
-    damaged = next(tmp_path.rglob("seed0.json"))
+def test_damaged_or_invalid_result_files_are_named_and_skipped(tmp_path, capsys):
+    for seed in range(4):
+        put(tmp_path, record("good", seed, 0.5 + seed / 10))
+    damaged, not_object, invalid = (next(tmp_path.rglob(f"seed{i}.json")) for i in (0, 1, 2))
     damaged.write_text(damaged.read_text()[:50])
+    not_object.write_text("[]")
+    bad = record("good", 2, 0.7)
+    bad["metrics"]["accuracy"]["value"] = "70%"
+    invalid.write_text(json.dumps(bad))
     with pytest.raises(BenchError, match=r"seed0.json is not valid JSON"):
-        leaderboard.render(tmp_path)
+        list(iter_results(tmp_path))  # without a handler, the first bad file is an error naming it
+    text = leaderboard.render(tmp_path)
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 3 and all(w.startswith("bench: warning: skipping an invalid result: ") for w in warnings)
+    assert "seed0.json is not valid JSON" in warnings[0]
+    assert "seed1.json: result does not match schema v1: (top level)" in warnings[1]
+    assert "seed2.json: result does not match schema v1: metrics.accuracy.value" in warnings[2]
+    assert "| good | 0.8000 |" in text and "| 1 |" in text  # the one valid seed
+
+
+def test_check_fails_on_results_from_a_dirty_tree_or_an_unknown_commit(tmp_path):
+    from bench.cli import main
+    from bench.environment import code_version, known_commit
+
+    head = code_version()["git_commit"]
+    clean = record("x", 0, 0.5)
+    clean["code"] = {"git_commit": head, "git_dirty": False, "package_version": "0.1.0"}
+    put(tmp_path, clean)
+    out = tmp_path / "LB.md"
+    leaderboard.write(tmp_path, out)
+    if head is None or known_commit(head) is None:
+        pytest.skip("needs a full git checkout of the repository")
+    assert leaderboard.provenance_problems(tmp_path) == []
+    assert main(["leaderboard", "--results", str(tmp_path), "--output", str(out), "--check"]) == 0
+
+    dirty = record("x", 1, 0.6)
+    dirty["code"] = {"git_commit": head, "git_dirty": True, "package_version": "0.1.0"}
+    unknown = record("x", 2, 0.7)
+    unknown["code"] = {"git_commit": "0" * 40, "git_dirty": False, "package_version": "0.1.0"}
+    put(tmp_path, dirty)
+    put(tmp_path, unknown)
+    leaderboard.write(tmp_path, out)  # the file is current: provenance alone fails the check
+    problems = leaderboard.provenance_problems(tmp_path)
+    assert len(problems) == 2 and "uncommitted changes" in problems[0] and "not in this repository" in problems[1]
+    assert main(["leaderboard", "--results", str(tmp_path), "--output", str(out), "--check"]) == 1
+
+
+def test_committed_results_record_the_real_data_they_trained_on():
+    """Every committed result from a run that cut the data names the real examples (paired comparisons
+    rely on strategies of one seed sharing them), and strategies of one seed agree on them."""
+    from bench.data import REPO_ROOT
+
+    seen: dict[tuple, set[str]] = {}
+    for _, r in iter_results(REPO_ROOT / "results"):
+        if r["status"] != "ok":
+            continue
+        assert "real_data" in r, r["cell"]
+        s, c = r["suite"], r["cell"]
+        seen.setdefault((s["name"], s["version"], s["preset"], c["dataset"], c["budget"], c["seed"]), set()).add(
+            r["real_data"]["fingerprint"])
+    assert all(len(v) == 1 for v in seen.values())

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.api import DatasetInfo
 from bench.data import Split
 from bench.errors import BenchError
 from bench.generator import Conditions
@@ -89,22 +90,23 @@ def small_generator(model_path: Path, **params) -> StableDiffusionLoRA:
 
 @pytest.fixture(scope="module")
 def fitted(model_path: Path) -> StableDiffusionLoRA:
-    return small_generator(model_path, hflip=True).fit(make_images(4, size=8), num_classes=3, seed=0)
+    return small_generator(model_path, hflip=True).fit(make_images(4, size=8), DatasetInfo.unnamed(3), seed=0)
 
 
 def test_registered_as_needing_a_model_folder():
     assert GENERATORS.get("sd_lora") is StableDiffusionLoRA
-    assert GENERATORS.meta("sd_lora") == {"modalities": ("image",), "needs_model_path": True}
+    caps = GENERATORS.caps("sd_lora")
+    assert caps.modalities == ("image",) and caps.needs_model_path
 
 
 @pytest.mark.parametrize("path", [None, "/nonexistent/sd21"])
 def test_missing_model_path_is_a_one_line_error_naming_the_parameter(path, tmp_path):
     real = make_images(2, size=8)
     with pytest.raises(BenchError, match="model_path") as info:
-        StableDiffusionLoRA(model_path=path).fit(real, num_classes=3, seed=0)
+        StableDiffusionLoRA(model_path=path).fit(real, DatasetInfo.unnamed(3), seed=0)
     assert "\n" not in str(info.value)
     with pytest.raises(BenchError, match="no model_index.json"):  # a folder that is not a diffusers pipeline
-        StableDiffusionLoRA(model_path=str(tmp_path)).fit(real, num_classes=3, seed=0)
+        StableDiffusionLoRA(model_path=str(tmp_path)).fit(real, DatasetInfo.unnamed(3), seed=0)
 
 
 def test_bad_parameters_are_rejected():

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.api import DatasetInfo
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.data import DatasetSplits, Split
-from bench.generator import Conditions, build_generator, fitted_generator
+from bench.generator import Conditions, fitted_generator
 from bench.method.targeting import Target, attribute_conditions, bo_conditions, overrepresented
-from bench.registry import STRATEGIES
+from bench.registry import GENERATORS, STRATEGIES
 from bench.table import Column, Sensitive, TableSchema
 from bench.task import Task
 
@@ -154,6 +155,6 @@ def test_targeting_columns_of_images_is_an_error(tiny_task):
 def test_generators_ask_for_a_table():
     from bench.errors import BenchError
 
-    gen = build_generator("gaussian_copula", {})
+    gen = GENERATORS.build("gaussian_copula", {})
     with pytest.raises(BenchError, match="needs a table"):
-        gen.fit(Split(np.zeros((4, 2)), np.zeros(4, int)), 2, 0)
+        gen.fit(Split(np.zeros((4, 2)), np.zeros(4, int)), DatasetInfo.unnamed(2, "tabular"), 0)

@@ -1,0 +1,87 @@
+"""Before any work starts: can the components of a suite work together? Every data set x model x
+generator x strategy x metric combination is checked against the capabilities the components declared
+when they registered (bench.api), so that `bench validate` refuses what would fail in every cell
+instead of the run failing cell after cell.
+
+What is checked, for each data set of the suite:
+- the task model, the suite's generator (when a strategy samples it), each strategy's own generator and
+  each strategy and metric declare the data set's modality;
+- a strategy's own `check_compatible(modality, generator_caps)` hook, when it has one (e.g. a
+  targeting that needs table columns);
+- the real-data budget plus the validation split fit in the smallest class of the training split, and
+  the test subset in the smallest class of the test split (from the sizes the data set declares).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bench.errors import BenchError
+from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES
+
+
+def check_suite(suite: Any, strategies: list[tuple[Any, Any]]) -> None:
+    """Raise BenchError naming the first incompatible pair. `strategies` pairs each strategy spec of
+    the suite with its built instance."""
+    generator = suite.synthetic.generator.name if suite.synthetic is not None else None
+    for ds in suite.datasets:
+        dcaps = DATASETS.caps(ds.name)
+        modality = dcaps.modality
+        where = f"data set {ds.name!r} is {modality}"
+        if modality not in MODELS.caps(suite.model.name).modalities:
+            raise BenchError(f"{where}, but model {suite.model.name!r} takes "
+                             f"{_list(MODELS.caps(suite.model.name).modalities)} data")
+        for spec, strategy in strategies:
+            scaps = STRATEGIES.caps(spec.name)
+            if modality not in scaps.modalities:
+                raise BenchError(f"{where}, but strategy {spec.key!r} works on {_list(scaps.modalities)} data")
+            if scaps.synthesises and suite.synthetic is None:
+                raise BenchError(f"strategy {spec.key!r} synthesises data: the suite needs a `synthetic:` section "
+                                 "(generator, budget_per_class, mix_ratio)")
+            gcaps = None
+            if scaps.uses_generator and generator is not None:
+                gcaps = GENERATORS.caps(generator)
+                if modality not in gcaps.modalities:
+                    raise BenchError(f"{where}, but the suite's generator {generator!r} (used by strategy "
+                                     f"{spec.key!r}) makes {_list(gcaps.modalities)} data")
+                if gcaps.datasets is not None and ds.name not in gcaps.datasets:
+                    raise BenchError(f"the suite's generator {generator!r} (used by strategy {spec.key!r}) models "
+                                     f"only the data set{'s' if len(gcaps.datasets) > 1 else ''} "
+                                     f"{', '.join(gcaps.datasets)}, not {ds.name!r}")
+            if scaps.own_generator is not None:
+                own = GENERATORS.caps(scaps.own_generator)
+                if modality not in own.modalities:
+                    raise BenchError(f"{where}, but strategy {spec.key!r} fits generator {scaps.own_generator!r}, "
+                                     f"which makes {_list(own.modalities)} data")
+            check = getattr(strategy, "check_compatible", None)
+            if check is not None:
+                try:
+                    check(modality, gcaps)
+                except ValueError as exc:
+                    raise BenchError(f"{where}: strategy {spec.key!r}: {exc}") from None
+        for m in suite.metrics:
+            mods = METRICS.caps(m.name).modalities
+            if modality not in mods:
+                raise BenchError(f"{where}, but metric {m.key!r} applies to {_list(mods)} data")
+        if not ds.params:  # the declared sizes hold for the data set's default parameters
+            _check_sizes(ds.name, dcaps, suite)
+
+
+def _check_sizes(name: str, caps: Any, suite: Any) -> None:
+    if caps.train_per_class is not None:
+        smallest = min(caps.train_per_class)
+        for budget in suite.budgets:
+            if isinstance(budget, int) and budget + suite.val_per_class > smallest:
+                raise BenchError(f"budget {budget} per class plus val_per_class {suite.val_per_class} exceeds the "
+                                 f"{smallest} training examples of the smallest class of data set {name!r}")
+        if suite.val_per_class > smallest:
+            raise BenchError(f"val_per_class {suite.val_per_class} exceeds the {smallest} training examples of the "
+                             f"smallest class of data set {name!r}")
+    if caps.test_per_class is not None and suite.test_per_class is not None:
+        smallest = min(caps.test_per_class)
+        if suite.test_per_class > smallest:
+            raise BenchError(f"test_per_class {suite.test_per_class} exceeds the {smallest} test examples of the "
+                             f"smallest class of data set {name!r}")
+
+
+def _list(modalities: tuple[str, ...]) -> str:
+    return " or ".join(modalities)

@@ -1,0 +1,101 @@
+"""What every strategy that synthesises shares: its synthetic settings (the suite's `synthetic:` section,
+with the strategy's own `mix_ratio` override), the suite's fitted generator, the pool of unused real
+examples, and training on real + synthetic data with class-weighted mixing.
+
+A baseline that synthesises subclasses `SynthesisStrategy` (a dataclass) and registers with
+`synthesises=True` (and `uses_generator=True` when it samples the suite's generator):
+
+    @STRATEGIES.register("my_synthesis", kind="baseline", synthesises=True, uses_generator=True)
+    @dataclass
+    class MySynthesis(SynthesisStrategy):
+        def run(self, task: Task) -> StrategyResult:
+            generator, log = self.fitted_generator(task)
+            synthetic = generator.sample(self.total(task), Conditions(...), rng)
+            return StrategyResult(self.train(task, synthetic, label="my_synthesis"), synthetic, {...})
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.config import SyntheticSpec
+from bench.data import Split
+from bench.errors import BenchError
+from bench.generator import fitted_generator
+
+
+def concat(a: Split, b: Split) -> Split:
+    groups = {k: np.concatenate([a.groups[k], b.groups[k]]) for k in a.groups if k in b.groups}
+    return Split(np.concatenate([np.asarray(a.x), np.asarray(b.x)]), np.concatenate([a.y, b.y]), groups)
+
+
+def empty_like(split: Split) -> Split:
+    return Split(np.asarray(split.x)[:0], np.asarray(split.y)[:0])
+
+
+def mix_weights(real_y: np.ndarray, syn_y: np.ndarray, mix_ratio: float) -> np.ndarray:
+    """Sampling weights for [real; synthetic]: the synthetic examples together get probability
+    `mix_ratio`, the real ones 1 - mix_ratio, and within each part every class present gets an equal
+    share (class-weighted sampling), split equally among its examples. Without synthetic examples the
+    real part gets everything."""
+    if len(syn_y) == 0:
+        mix_ratio = 0.0
+    w = np.concatenate([_balanced(np.asarray(real_y), 1 - mix_ratio), _balanced(np.asarray(syn_y), mix_ratio)])
+    return w / w.sum()
+
+
+def _balanced(y: np.ndarray, total: float) -> np.ndarray:
+    w = np.zeros(len(y))
+    classes, counts = np.unique(y, return_counts=True)
+    for c, n in zip(classes, counts):
+        w[y == c] = total / (len(classes) * n)
+    return w
+
+
+def pool_split(task: Any, which: str, size: int | None, seed: int) -> Split:
+    """The real examples a strategy may draw seeds from or score: the unused real training examples
+    (`unlabeled`, labels never read) or the validation split, as a seeded subsample of at most `size`."""
+    pool = task.pool if which == "unlabeled" else task.val
+    if len(pool) == 0:
+        raise BenchError(f"the {which} pool is empty (a budget of 'all' leaves no unused training examples): "
+                         "use pool: validation")
+    if size is not None and len(pool) > size:
+        idx = np.sort(np.random.default_rng(seed).choice(len(pool), size, replace=False))
+        pool = pool.subset(idx)
+    return pool
+
+
+@dataclass
+class SynthesisStrategy:
+    """Base of the strategies that add synthetic data (a dataclass: subclasses add their parameters)."""
+
+    mix_ratio: float | None = None  # share of synthetic examples among the training draws; None: the suite's
+
+    def settings(self, task: Any) -> SyntheticSpec:
+        """The suite's synthetic section (checked before any work starts by bench.compat)."""
+        if task.synthetic is None:
+            raise BenchError(f"strategy {type(self).__name__} synthesises data: the suite needs a `synthetic:` "
+                             "section (generator, budget_per_class, mix_ratio)")
+        return task.synthetic
+
+    def mix(self, task: Any) -> float:
+        return self.settings(task).mix_ratio if self.mix_ratio is None else self.mix_ratio
+
+    def total(self, task: Any) -> int:
+        """The whole synthetic budget: budget_per_class examples for every class."""
+        return self.settings(task).budget_per_class * task.num_classes
+
+    def fitted_generator(self, task: Any, name: str | None = None, params: dict[str, Any] | None = None
+                         ) -> tuple[Any, dict[str, Any]]:
+        """The suite's generator (or `name` with `params`) fitted on the real budget, shared through the
+        cache by every strategy of the same seed; returns it with its log record."""
+        spec = self.settings(task).generator
+        return fitted_generator(task, spec.name if name is None else name, spec.params if params is None else params)
+
+    def train(self, task: Any, synthetic: Split, label: str, **options: Any) -> Any:
+        """The task model trained on real + synthetic examples with class-weighted mixing."""
+        merged = concat(task.train, synthetic)
+        return task.fit(merged, sample_weight=mix_weights(task.train.y, synthetic.y, self.mix(task)), label=label,
+                        **options)

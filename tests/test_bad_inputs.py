@@ -1,0 +1,463 @@
+"""A battery of bad inputs through the real command line (`bench.cli.main`): each is exit code 2, one
+line on stderr, no traceback, and no existing result file lost or changed. Then the faults that hit a
+run after its cells are computed (a write that fails, a strategy that exits, hangs or logs a set, a
+damaged result, orphaned temporary files): each cell still ends as a result, and the run goes on."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from bench.cli import main
+from bench.config import MAX_SUITE_BYTES, read_suite_file
+from bench.errors import BenchError
+from bench.registry import STRATEGIES
+from bench.results import cell_path, clean_stale_temp_files, iter_results, write_result
+from bench.strategy import StrategyResult
+
+GOOD = """\
+name: t
+version: 1
+primary_metric: accuracy
+datasets: [cifar10]
+budgets: [2]
+val_per_class: 1
+test_per_class: 2
+model: {name: small_cnn, params: {width: 4}}
+train: {epochs: 1}
+strategies: [real_only]
+metrics: [accuracy]
+seeds: [0]
+"""
+
+# The classic "billion laughs": 1.2 KB of YAML whose aliases expand to 9**9 (387 million) strings.
+BOMB = GOOD + 'lol0: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"lol{i}: &{c} [" + ",".join([f"*{p}"] * 9) + "]\n" for i, (p, c) in enumerate(zip("abcdefgh", "bcdefghi"), 1))
+
+
+def record(seed: int = 0) -> dict:
+    """A valid result record of suite t's real_only cell."""
+    return {
+        "schema_version": 1,
+        "suite": {"name": "t", "version": 1, "preset": "cpu", "primary_metric": "accuracy"},
+        "cell": {"dataset": "cifar10", "budget": 2, "strategy": "real_only", "seed": seed},
+        "config": {"seed": seed}, "config_hash": "a" * 64, "status": "ok", "error": None,
+        "metrics": {"accuracy": {"value": 0.5, "higher_is_better": True}}, "strategy_log": {},
+        "compute": {"wall_seconds": 1.0, "cpu_seconds": 1.0, "cpu_hours": 1 / 3600, "peak_rss_bytes": 2**20,
+                    "peak_rss_scope": "cell", "device": "cpu", "gpu_peak_memory_bytes": None, "gpu_hours": None},
+        "code": {"git_commit": None, "git_dirty": None, "package_version": "0.1.0"},
+        "packages": {}, "hardware": {}, "created_at": "2026-01-01T00:00:00+00:00",
+    }
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    """A workspace: results/ with one valid result and a LEADERBOARD.md, both of which every bad input
+    must leave exactly as they are."""
+    out = tmp_path / "results"
+    write_result(cell_path(out, "t", 1, "cpu", "cifar10", 2, "real_only", 0), record())
+    (tmp_path / "LEADERBOARD.md").write_text("# Leaderboard\n")
+    (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "folder.yaml").mkdir()
+    return tmp_path
+
+
+def suite_file(ws: Path, content: str | bytes, name: str = "suite.yaml") -> str:
+    p = ws / name
+    p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(p)
+
+
+def run_args(ws: Path, content: str | bytes, *extra: str) -> list[str]:
+    return ["run", "--suite", suite_file(ws, content), "--out", str(ws / "results"), "--quiet", *extra]
+
+
+def edit(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new)
+
+
+def read_only_fs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What writing on a read-only file system raises (the tests run as root, which could write anyway)."""
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+
+
+# (id, argv made in the workspace, what stderr must say).
+Case = tuple[str, Callable[[Path], list[str]], str]
+CASES: list[Case] = [
+    # Path traversal: names that become folders of the results.
+    ("suite name ../../x", lambda ws: run_args(ws, edit("name: t", "name: ../../x")), "'../../x' is not a safe name"),
+    ("absolute suite name", lambda ws: run_args(ws, edit("name: t", "name: /tmp/evil")), "is not a safe name"),
+    ("suite name with a space", lambda ws: run_args(ws, edit("name: t", "name: my suite")), "is not a safe name"),
+    ("strategy id ../../x",
+     lambda ws: run_args(ws, edit("strategies: [real_only]", "strategies: [{name: real_only, id: ../../x}]")),
+     "strategies.0.id: Value error, '../../x' is not a safe name"),
+    ("dataset name ../cifar10", lambda ws: run_args(ws, edit("datasets: [cifar10]", "datasets: [../cifar10]")),
+     "is not a safe name"),
+    ("metric id a/b", lambda ws: run_args(ws, edit("metrics: [accuracy]", "metrics: [{name: accuracy, id: a/b}]")),
+     "'a/b' is not a safe name"),
+    ("preset ../../x", lambda ws: run_args(ws, GOOD + "presets: {'../../x': {}}\n", "--preset", "../../x"),
+     "preset: Value error, '../../x' is not a safe name"),
+    # The file itself.
+    ("YAML alias bomb", lambda ws: run_args(ws, BOMB), "aliases expand to more than 100,000 YAML nodes"),
+    ("recursive alias", lambda ws: run_args(ws, edit("seeds: [0]", "seeds: &s [0, *s]")),
+     "an alias refers to a node that contains it"),
+    ("duplicate key", lambda ws: run_args(ws, GOOD + "seeds: [1]\n"),
+     "line 13, column 1: duplicate key 'seeds' (first at line 12)"),
+    ("binary garbage", lambda ws: run_args(ws, b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01garbage"),
+     "is not UTF-8 text (byte 0x89 at offset 0)"),
+    ("NUL character", lambda ws: run_args(ws, GOOD + "x: a\x00b\n"), "unacceptable character #x0000"),
+    ("a file over 1 MB", lambda ws: run_args(ws, GOOD + "#" * MAX_SUITE_BYTES + "\n"),
+     "is larger than 1,000,000 bytes"),
+    ("nesting 5,000 deep", lambda ws: run_args(ws, GOOD + "x: " + "[" * 5000 + "]" * 5000 + "\n"), "nested too deeply"),
+    ("unclosed bracket", lambda ws: run_args(ws, edit("seeds: [0]", "seeds: [0")), "malformed YAML"),
+    ("python object tag",
+     lambda ws: run_args(ws, edit("name: t", 'name: !!python/object/apply:os.system ["touch pwned"]')),
+     "could not determine a constructor"),
+    ("empty file", lambda ws: run_args(ws, ""), "must hold a mapping at its top level"),
+    ("top-level list", lambda ws: run_args(ws, "- name: t\n"), "must hold a mapping at its top level"),
+    ("suite file missing", lambda ws: ["run", "--suite", str(ws / "none.yaml"), "--out", str(ws / "results")],
+     "does not exist"),
+    ("suite file is a folder", lambda ws: ["run", "--suite", str(ws / "folder.yaml"), "--out", str(ws / "results")],
+     "is a folder, not a file"),
+    ("unknown suite name", lambda ws: ["run", "--suite", "cifar100", "--out", str(ws / "results")],
+     "unknown suite 'cifar100'"),
+    # Values.
+    ("seed 2**32", lambda ws: run_args(ws, edit("seeds: [0]", "seeds: [4294967296]")), "seeds must be below 2**32"),
+    ("--seeds 2**32", lambda ws: run_args(ws, GOOD, "--seeds", "0,4294967296"), "seed 4294967296 is too large"),
+    ("negative seed", lambda ws: run_args(ws, edit("seeds: [0]", "seeds: [-1]")),
+     "seeds.0: Input should be greater than or equal to 0"),
+    ("--seeds 0,x", lambda ws: run_args(ws, GOOD, "--seeds", "0,x"), "--seeds takes comma-separated integers"),
+    ("no seeds", lambda ws: run_args(ws, edit("seeds: [0]", "seeds: []")), "seeds: List should have at least 1 item"),
+    ("width: wide", lambda ws: run_args(ws, edit("width: 4", 'width: "wide"')), "parameter width='wide'"),
+    ("unknown model parameter", lambda ws: run_args(ws, edit("width: 4", "depth: 4")), "model 'small_cnn'"),
+    ("version 0", lambda ws: run_args(ws, edit("version: 1", "version: 0")), "version: Input should be greater than 0"),
+    ("version missing", lambda ws: run_args(ws, edit("version: 1\n", "")), "version: Field required"),
+    ("unknown top-level key", lambda ws: run_args(ws, GOOD + "colour: red\n"),
+     "colour: Extra inputs are not permitted"),
+    ("negative learning rate", lambda ws: run_args(ws, edit("train: {epochs: 1}", "train: {epochs: 1, lr: -1}")),
+     "train.lr: Input should be greater than 0"),
+    ("strategy params not a mapping",
+     lambda ws: run_args(ws, edit("strategies: [real_only]", "strategies: [{name: real_only, params: 5}]")),
+     "strategies.0.params: Input should be a valid dictionary"),
+    ("strategy parameter out of range",
+     lambda ws: run_args(ws, edit("[real_only]", "[{name: active_synthesis, params: {tau: 2}}]")),
+     "strategy 'active_synthesis'"),
+    ("cell_timeout -5", lambda ws: run_args(ws, GOOD + "cell_timeout: -5\n"),
+     "cell_timeout: Input should be greater than 0"),
+    ("--cell-timeout 0", lambda ws: run_args(ws, GOOD, "--cell-timeout", "0"),
+     "--cell-timeout takes a positive number of seconds"),
+    ("--cell-timeout abc", lambda ws: run_args(ws, GOOD, "--cell-timeout", "abc"),
+     "--cell-timeout takes a positive number of seconds"),
+    ("unknown strategy", lambda ws: run_args(ws, edit("strategies: [real_only]", "strategies: [real_onyl]")),
+     "Did you mean 'real_only'?"),
+    ("unknown metric", lambda ws: run_args(ws, edit("metrics: [accuracy]", "metrics: [accuracy, acuracy]")),
+     "unknown metric 'acuracy'"),
+    ("unknown dataset", lambda ws: run_args(ws, edit("datasets: [cifar10]", "datasets: [cifar11]")),
+     "unknown dataset 'cifar11'"),
+    ("primary metric not listed", lambda ws: run_args(ws, edit("primary_metric: accuracy", "primary_metric: ece")),
+     "primary_metric 'ece' is not among the suite's metrics"),
+    ("presets a list", lambda ws: run_args(ws, GOOD + "presets: [gpu]\n", "--preset", "gpu"),
+     "`presets` must be a mapping"),
+    ("preset not a mapping", lambda ws: run_args(ws, GOOD + "presets: {gpu: 5}\n", "--preset", "gpu"),
+     "preset 'gpu' must be a mapping"),
+    ("unknown preset", lambda ws: run_args(ws, GOOD, "--preset", "gpu"), "has no preset 'gpu'"),
+    ("--device tpu", lambda ws: run_args(ws, GOOD, "--device", "tpu"), "invalid choice: 'tpu'"),
+    ("--sd-path without sd generator", lambda ws: run_args(ws, GOOD, "--sd-path", str(ws)), "loads no model folder"),
+    ("--out under a file", lambda ws: ["run", "--suite", suite_file(ws, GOOD), "--out", str(ws / "a-file" / "r")],
+     "is not writable"),
+    ("--data-dir missing", lambda ws: run_args(ws, GOOD, "--data-dir", str(ws / "no-data")), "does not exist"),
+    # bench validate.
+    ("validate a folder", lambda ws: ["validate", str(ws / "results")],
+     "is a folder: `bench validate` checks one file"),
+    ("validate a missing file", lambda ws: ["validate", str(ws / "none.json")], "does not exist"),
+    ("validate a .txt", lambda ws: ["validate", suite_file(ws, GOOD, "suite.txt")],
+     "expected a suite (.yaml) or a result (.json)"),
+    ("validate result []", lambda ws: ["validate", suite_file(ws, "[]", "r.json")],
+     "result does not match schema v1: (top level)"),
+    ("validate binary result", lambda ws: ["validate", suite_file(ws, b"\xff\xfe\x00", "r.json")], "is not valid JSON"),
+    ("validate deeply nested result", lambda ws: ["validate", suite_file(ws, "[" * 100_000 + "]" * 100_000, "r.json")],
+     "nested too deeply"),
+    ("validate schema-invalid result",
+     lambda ws: ["validate", suite_file(ws, json.dumps({**record(), "status": "done"}), "r.json")],
+     "status"),
+    ("validate the alias bomb", lambda ws: ["validate", suite_file(ws, BOMB)], "alias bomb"),
+    # bench leaderboard.
+    ("leaderboard --output a folder",
+     lambda ws: ["leaderboard", "--results", str(ws / "results"), "--output", str(ws / "results")],
+     "is a folder: give the file to write"),
+    ("leaderboard --output missing parent",
+     lambda ws: ["leaderboard", "--results", str(ws / "results"), "--output", str(ws / "no" / "LB.md")],
+     "does not exist"),
+    ("leaderboard --results missing", lambda ws: ["leaderboard", "--results", str(ws / "none")], "does not exist"),
+    ("leaderboard --results a file",
+     lambda ws: ["leaderboard", "--results", str(ws / "a-file"), "--output", str(ws / "x.md")],
+     "is not a folder"),
+    # Commands and flags.
+    ("ls widgets", lambda ws: ["ls", "widgets"], "invalid choice: 'widgets'"),
+    ("unknown command", lambda ws: ["frobnicate"], "invalid choice: 'frobnicate'"),
+]
+
+
+def assert_one_line_error(capsys: pytest.CaptureFixture, argv: list[str], expected: str, ws: Path,
+                          code: int = 2) -> None:
+    before = snapshot(ws / "results"), (ws / "LEADERBOARD.md").read_bytes()
+    assert main(argv) == code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.startswith("bench: error: ") and err.count("\n") == 1, err
+    assert expected in err, err
+    assert (snapshot(ws / "results"), (ws / "LEADERBOARD.md").read_bytes()) == before  # no result lost or changed
+
+
+def test_the_battery_is_large_and_distinct():
+    assert len(CASES) >= 40
+    assert len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("name,argv,expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(ws, capsys, name, argv, expected):
+    assert_one_line_error(capsys, argv(ws), expected, ws)
+    assert not (ws / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_leaderboard_on_a_read_only_file_system(ws, capsys, monkeypatch):
+    read_only_fs(monkeypatch)
+    argv = ["leaderboard", "--results", str(ws / "results"), "--output", str(ws / "LEADERBOARD.md")]
+    assert_one_line_error(capsys, argv, "cannot write", ws)
+
+
+def test_the_alias_bomb_costs_little_memory_and_time(tmp_path):
+    path = Path(suite_file(tmp_path, BOMB))
+    assert len(BOMB) < 1500
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(BenchError, match="alias bomb"):
+            read_suite_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20  # bytes; the expanded tree would take gigabytes
+    assert time.perf_counter() - start < 5  # seconds; generous for a loaded machine (it takes ~30 ms)
+
+
+def test_the_alias_bomb_through_the_console_script(tmp_path):
+    """In a fresh process with its data segment capped at 2 GB, so that a regression fails instead of
+    swallowing the machine's memory."""
+    path = suite_file(tmp_path, BOMB)
+    cap = "import resource; resource.setrlimit(resource.RLIMIT_DATA, (2 * 2**30, 2 * 2**30)); "
+    r = subprocess.run([sys.executable, "-c", cap + "import sys; from bench.cli import main; sys.exit(main())",
+                        "validate", path], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "alias bomb" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_duplicate_keys_are_refused_but_merge_keys_may_be_overridden(tmp_path):
+    merged = GOOD.replace("train: {epochs: 1}", "base: &b {epochs: 1, lr: 0.01}\n") + "train:\n  <<: *b\n  epochs: 2\n"
+    raw = read_suite_file(Path(suite_file(tmp_path, merged)))
+    assert raw["train"] == {"epochs": 2, "lr": 0.01}
+    with pytest.raises(BenchError, match=r"line 8, column \d+: duplicate key 'width' \(first at line 8\)"):
+        read_suite_file(Path(suite_file(tmp_path, GOOD.replace("width: 4", "width: 4, width: 8"))))
+
+
+def test_cell_path_refuses_names_that_leave_the_output_folder(tmp_path):
+    assert cell_path(tmp_path, "t", 1, "cpu", "d", 2, "s", 0) == tmp_path / "t/v1/cpu/d/n2/s/seed0.json"
+    for bad in ("../../x", "/etc", "a/b", "..", "."):
+        with pytest.raises(BenchError, match="outside its place in the output folder"):
+            cell_path(tmp_path, "t", 1, "cpu", "d", 2, bad, 0)
+        with pytest.raises(BenchError, match="outside its place in the output folder"):
+            cell_path(tmp_path, bad, 1, "cpu", "d", 2, "s", 0)
+
+
+# ---- Faults after the input is accepted: each cell still becomes a result, and the run goes on. ----
+
+E2E = GOOD.replace("seeds: [0]", "seeds: [0, 1]").replace("name: t", "name: e2e")
+
+
+@dataclass
+class ExitsOnSeed0:
+    def run(self, task):
+        if task.seed == 0:
+            sys.exit(3)
+        return StrategyResult(task.fit())
+
+
+@dataclass
+class LogsASetOnSeed0:
+    def run(self, task):
+        return StrategyResult(task.fit(), log={"rounds": [{"seen": {1, 2}}]} if task.seed == 0 else {"rounds": []})
+
+
+@dataclass
+class HangsOnSeed0:
+    seconds: float = 60.0
+
+    def run(self, task):
+        if task.seed == 0:
+            try:
+                time.sleep(self.seconds)
+            except Exception:  # a plug-in that swallows errors must not swallow the time limit
+                pass
+        return StrategyResult(task.fit())
+
+
+@pytest.fixture
+def fault_strategies():
+    added = {"exits_on_seed0": ExitsOnSeed0, "logs_a_set_on_seed0": LogsASetOnSeed0, "hangs_on_seed0": HangsOnSeed0}
+    for name, cls in added.items():
+        STRATEGIES.add(name, cls, kind="baseline")
+    yield
+    for name in added:
+        STRATEGIES._entries.pop(name, None)
+        STRATEGIES._meta.pop(name, None)
+
+
+def run_e2e(tmp_path: Path, strategy: str, *extra: str, text: str = E2E) -> tuple[int, dict[str, dict], str]:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(text.replace("strategies: [real_only]", f"strategies: [{strategy}]"))
+    out = tmp_path / "out"
+    code = main(["run", "--suite", str(suite), "--out", str(out), "--quiet", "--device", "cpu", *extra])
+    valid = iter_results(out, on_invalid=lambda path, reason: None) if out.is_dir() else []
+    got = {p.parent.name + "/" + p.name: r for p, r in valid}
+    return code, got, str(out)
+
+
+def test_sys_exit_in_a_strategy_is_an_error_result(tmp_path, fault_strategies, capsys):
+    code, got, _ = run_e2e(tmp_path, "exits_on_seed0")
+    assert code == 1
+    bad, ok = got["exits_on_seed0/seed0.json"], got["exits_on_seed0/seed1.json"]
+    assert bad["status"] == "error" and bad["error"]["type"] == "SystemExit"
+    assert bad["error"]["message"] == "the strategy called sys.exit(3)"
+    assert ok["status"] == "ok"  # the grid went on
+    assert "1 done, 0 up to date, 1 failed" in capsys.readouterr().out
+
+
+def test_a_log_json_cannot_hold_is_an_error_result_naming_the_key(tmp_path, fault_strategies, capsys):
+    code, got, _ = run_e2e(tmp_path, "logs_a_set_on_seed0")
+    assert code == 1
+    bad = got["logs_a_set_on_seed0/seed0.json"]
+    assert bad["status"] == "error" and bad["error"]["type"] == "TypeError"
+    assert bad["error"]["message"] == "strategy_log.rounds.0.seen: set is not JSON serialisable"
+    assert got["logs_a_set_on_seed0/seed1.json"]["status"] == "ok"
+
+
+def test_a_hung_cell_times_out_and_the_run_goes_on(tmp_path, fault_strategies, capsys):
+    start = time.perf_counter()
+    code, got, out = run_e2e(tmp_path, "hangs_on_seed0", "--cell-timeout", "1.5")
+    assert time.perf_counter() - start < 50  # the 60 s sleep was cut short
+    assert code == 1
+    bad = got["hangs_on_seed0/seed0.json"]
+    assert bad["status"] == "error" and bad["error"]["type"] == "Timeout"
+    assert "longer than its limit of 1.5 s" in bad["error"]["message"]
+    assert got["hangs_on_seed0/seed1.json"]["status"] == "ok"
+    # The suite's own field works the same; the limit is not part of the config hash, so changing it
+    # leaves the finished cell up to date.
+    h1 = got["hangs_on_seed0/seed1.json"]["config_hash"]
+    capsys.readouterr()
+    code, got, _ = run_e2e(tmp_path, "hangs_on_seed0", text=E2E + "cell_timeout: 1\n")
+    assert code == 1 and "0 done, 1 up to date, 1 failed" in capsys.readouterr().out
+    assert got["hangs_on_seed0/seed0.json"]["error"]["type"] == "Timeout"
+    assert got["hangs_on_seed0/seed1.json"]["config_hash"] == h1
+
+
+def test_damaged_or_schema_invalid_results_are_recomputed(tmp_path, capsys):
+    code, got, out = run_e2e(tmp_path, "real_only")
+    assert code == 0
+    paths = sorted(Path(out).rglob("seed*.json"))
+    good = json.loads(paths[1].read_text())
+    paths[0].write_text("[]")  # valid JSON, not an object
+    good["metrics"]["accuracy"]["value"] = "50%"  # same hash, invalid against the schema
+    paths[1].write_text(json.dumps(good))
+    capsys.readouterr()
+    code, got, _ = run_e2e(tmp_path, "real_only")
+    assert code == 0 and "2 done, 0 up to date, 0 failed" in capsys.readouterr().out
+    assert all(r["status"] == "ok" for r in got.values()) and len(got) == 2
+
+
+def test_a_cell_path_that_is_a_folder_does_not_lose_the_record(tmp_path, capsys):
+    blocked = tmp_path / "out/e2e/v1/cpu/cifar10/n2/real_only/seed0.json"
+    blocked.mkdir(parents=True)
+    code, got, out = run_e2e(tmp_path, "real_only")
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "1 done, 0 up to date, 1 failed" in captured.out
+    warnings = [line for line in captured.err.splitlines() if line.startswith("bench: warning")]
+    assert len(warnings) == 1 and "Traceback" not in captured.err
+    saved = Path(out) / ".unsaved" / "unsaved-e2e--v1--cpu--cifar10--n2--real_only--seed0.json"
+    assert f"cannot write {blocked} (Is a directory); its ok record is saved in {saved}" in warnings[0]
+    assert json.loads(saved.read_text())["status"] == "ok"
+    assert got["real_only/seed1.json"]["status"] == "ok"  # the next cell ran and was written
+
+
+def test_a_full_disk_saves_the_record_elsewhere_or_stops_cleanly(tmp_path, capsys, monkeypatch):
+    def full(path, record):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("bench.runner.write_result", full)
+    code, _, out = run_e2e(tmp_path, "real_only")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("No space left on device") == 2 and "Traceback" not in err
+    assert sorted(p.name for p in (Path(out) / ".unsaved").iterdir()) == [
+        f"unsaved-e2e--v1--cpu--cifar10--n2--real_only--seed{seed}.json" for seed in (0, 1)]
+    # When the fallback cannot write either, the run stops after the first cell with one message.
+    monkeypatch.setattr("bench.runner.save_fallback", lambda out, path, record: None)
+    code, _, _ = run_e2e(tmp_path, "real_only")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("cannot save the record anywhere else") == 1 and "Traceback" not in err
+
+
+def test_stale_temporary_files_are_removed_and_nothing_else(tmp_path):
+    folder = tmp_path / "s/v1/cpu/d/n2/x"
+    folder.mkdir(parents=True)
+    old_new = folder / ".bench-tmp-seed0.abc.tmp", folder / ".seed1.k2j3.tmp"  # ours, and an older version's
+    fresh = folder / ".bench-tmp-seed2.def.tmp"  # a write in progress
+    others = folder / "seed0.json", folder / "notes.tmp", folder / ".other.tmp"
+    for p in (*old_new, fresh, *others):
+        p.write_text("{}")
+    hour_ago = time.time() - 3600
+    for p in (*old_new, *others):
+        os.utime(p, (hour_ago, hour_ago))
+    assert sorted(clean_stale_temp_files(tmp_path)) == sorted(old_new)
+    assert fresh.exists() and all(p.exists() for p in others)
+
+
+def test_a_run_starts_by_removing_orphaned_temporary_files(tmp_path, capsys):
+    orphan = tmp_path / "out/e2e/v1/cpu/cifar10/n2/real_only/.bench-tmp-seed0.x1y2.tmp"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_text('{"schema_version": 1')  # what a kill -9 mid-write leaves
+    os.utime(orphan, (time.time() - 3600,) * 2)
+    code, got, out = run_e2e(tmp_path, "real_only")
+    assert code == 0 and not orphan.exists()
+    assert not list(Path(out).rglob("*.tmp")) and len(got) == 2
+
+
+def test_writes_fsync_the_file_and_its_folder(tmp_path, monkeypatch):
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append("folder" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    write_result(tmp_path / "r" / "seed0.json", record())
+    assert synced == ["file", "folder"]
