@@ -31,24 +31,19 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
-def _effect(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"--effect takes a positive number of points, got {text!r}")
-    return value
+def _positive(flag: str, unit: str):
+    """An argparse type: a finite number > 0, else a one-line usage error naming the flag and its unit."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag} takes a positive number of {unit}, got {text!r}")
+        return value
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"--cell-timeout takes a positive number of seconds, got {text!r}")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="folder holding the data sets (default: BENCH_DATA_DIR, shared data, cache)")
     r.add_argument("--force", action="store_true", help="recompute cells whose result is up to date")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
-    r.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS",
+    r.add_argument("--cell-timeout", type=_positive("--cell-timeout", "seconds"), metavar="SECONDS",
                    help="a cell running longer becomes an error result (type Timeout) and the run goes on; "
                    "overrides the suite's cell_timeout")
     r.add_argument("--sd-path", metavar="FOLDER", help="local Stable Diffusion weights (a diffusers folder) for a "
@@ -78,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stats", help="paired verdicts by seed, and the seeds needed to detect an effect")
     st.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results)")
     st.add_argument("--suite", help="only this suite (default: every suite with results)")
-    st.add_argument("--effect", type=_effect, metavar="POINTS",
+    st.add_argument("--effect", type=_positive("--effect", "points"), metavar="POINTS",
                     help="effect to size the seeds for, in points (0.01 of the metric; default 1)")
 
     ls = sub.add_parser("ls", help="list registered entries")

@@ -35,6 +35,15 @@ def make_images(n_per_class: int, classes: int = 3, size: int = 8, seed: int = 0
 
 
 @pytest.fixture
+def one_thread():
+    """Small networks run fastest on one thread, and the machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def image_maker():
     """make_images, for tests that need another number of classes or images (importing it from
     conftest would find tests/perf/conftest.py instead when both folders are collected)."""

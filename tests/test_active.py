@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import torch
 
 from bench.baselines.smote import smote_samples
 from bench.benchmarks.toy import ToyPocketsOracle
@@ -34,14 +33,6 @@ def toy_task(toy, seed: int, budget_per_class: int = 40) -> Task:
                       recipe=TrainRecipe(epochs=100, batch_size=32, lr=1e-2, select_on_val=False),
                       synthetic=SyntheticSpec(generator=NamedSpec(name="toy_pockets_oracle"),
                                               budget_per_class=budget_per_class, mix_ratio=0.5))
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_uncertainty_is_highest_near_the_boundary(toy, one_thread):

@@ -21,14 +21,6 @@ from bench.results import json_safe
 from bench.task import Task
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small nets run fastest on one thread, and the machine is shared
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_epsilon_spent_is_the_target_and_smaller_for_a_smaller_target(tiny_data, one_thread):
     real = tiny_data.train  # 120 images, 8x8x3, 3 classes
     spent = {}

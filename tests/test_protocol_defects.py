@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from bench.cli import main
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe, check_budget, load_suite
@@ -23,15 +22,6 @@ from bench.results import budget_segment, iter_results, validate_result
 from bench.runner import expand_cells
 from bench.strategy import StrategyResult
 from bench.task import Task, split_budget
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # --- 1. round 0 competes --------------------------------------------------------------------------------
 
