@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from tiny_suite import GOOD
 
 from bench.cli import main
 from bench.config import MAX_SUITE_BYTES, read_suite_file
@@ -23,21 +24,6 @@ from bench.errors import BenchError
 from bench.registry import STRATEGIES
 from bench.results import cell_path, clean_stale_temp_files, iter_results, write_result
 from bench.strategy import StrategyResult
-
-GOOD = """\
-name: t
-version: 1
-primary_metric: accuracy
-datasets: [cifar10]
-budgets: [2]
-val_per_class: 1
-test_per_class: 2
-model: {name: small_cnn, params: {width: 4}}
-train: {epochs: 1}
-strategies: [real_only]
-metrics: [accuracy]
-seeds: [0]
-"""
 
 # The classic "billion laughs": 1.2 KB of YAML whose aliases expand to 9**9 (387 million) strings.
 BOMB = GOOD + 'lol0: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(

@@ -6,23 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_suite import GOOD
 
 from bench.cli import main
-
-GOOD = """
-name: t
-version: 1
-primary_metric: accuracy
-datasets: [cifar10]
-budgets: [2]
-val_per_class: 1
-test_per_class: 2
-model: {name: small_cnn, params: {width: 4}}
-train: {epochs: 1}
-strategies: [real_only]
-metrics: [accuracy]
-seeds: [0]
-"""
 
 
 def suite(tmp_path: Path, text: str = GOOD) -> str:
