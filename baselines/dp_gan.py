@@ -7,6 +7,11 @@ the task model trains on real + `budget_per_class` DP-GAN samples per class, mix
 The log's `privacy` record (epsilon spent, delta, clipping bound, noise multiplier, DP steps) covers
 the generator and its samples. The task model also trains on the real budget directly, so it is not
 itself private: the baseline measures what DP synthetic data adds, not a private classifier.
+
+On text the GAN is DP-GAN's vector variant trained on the frozen sentence encoder's embeddings of the
+real budget (bench.synthesis.embedding_view): its samples are embeddings, valid inputs of the text task
+models, which classify embeddings (no text is generated). The encoder is public and pretrained, so
+embedding the real texts spends no privacy budget; epsilon covers the GAN's training on them.
 """
 from __future__ import annotations
 
@@ -15,15 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.api import DatasetInfo
 from bench.generator import Conditions
 from bench.method.dp_gan import DPGAN
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
-from bench.synthesis import SynthesisStrategy
+from bench.synthesis import SynthesisStrategy, embedded_examples, embedding_view
 from bench.task import Task
 
 
-@STRATEGIES.register("dp_gan", kind="baseline", synthesises=True, own_generator="dp_gan")
+@STRATEGIES.register("dp_gan", kind="baseline", synthesises=True, own_generator="dp_gan", text_as_vectors=True)
 @dataclass
 class DPGANBaseline(SynthesisStrategy):
     # The generator's parameters, with its defaults (see method/dp_gan.py for units and reasons); they
@@ -47,9 +53,15 @@ class DPGANBaseline(SynthesisStrategy):
     def run(self, task: Task) -> StrategyResult:
         # Without `device`, fitted_generator has the generator follow the task's device.
         params = {f.name: getattr(self, f.name) for f in dataclasses.fields(DPGAN) if f.name != "device"}
-        generator, gen_log = self.fitted_generator(task, "dp_gan", params)  # cached: one fit per budget and seed
+        real, info = task.train, None
+        if task.data.modality == "text":  # the vector variant on the encoder's embeddings (module docstring)
+            real, info = embedding_view(task, task.train), DatasetInfo(task.data.name, "vector", tuple(task.data.classes))
+        # cached: one fit per budget and seed
+        generator, gen_log = self.fitted_generator(task, "dp_gan", params, real=real, info=info)
         labels = np.repeat(np.arange(task.num_classes), self.settings(task).budget_per_class)
         synthetic = generator.sample(len(labels), Conditions(labels=labels), np.random.default_rng([task.seed, 3]))
+        if info is not None:
+            synthetic = embedded_examples(synthetic)
         clf = self.train(task, synthetic, label="dp_gan")
         last = generator.history_[-1] if generator.history_ else {}
         return StrategyResult(clf, synthetic=synthetic, log={

@@ -4,7 +4,12 @@ the same class-weighted mixing.
 
 For images SMOTE interpolates flattened pixels. Interpolating in a linear embedding (PCA) would give
 the same images up to the discarded components, and in a nonlinear embedding the new points could
-not be turned back into images for the task model, so pixels are the space used."""
+not be turned back into images for the task model, so pixels are the space used.
+
+For text SMOTE interpolates in the frozen sentence encoder's embedding space (bench.text). The text
+task models classify those embeddings, so an interpolated embedding is a valid training input even
+though no text corresponds to it: the synthetic examples are embeddings, not texts (text-quality
+metrics such as BLEU and BERTScore skip them; embedding-space coverage and density include them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +20,7 @@ from imblearn.over_sampling import SMOTE, SMOTENC
 from bench.data import Split
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
-from bench.synthesis import SynthesisStrategy
+from bench.synthesis import SynthesisStrategy, embedded_examples, embedding_view
 from bench.table import TableSchema
 from bench.task import Task
 
@@ -51,8 +56,12 @@ class Smote(SynthesisStrategy):
     k_neighbors: int = 5  # same-class neighbours to interpolate between (capped by class size - 1)
 
     def run(self, task: Task) -> StrategyResult:
-        synthetic = smote_samples(task.train, self.settings(task).budget_per_class, self.k_neighbors, task.seed,
+        text = task.data.modality == "text"
+        real = embedding_view(task, task.train) if text else task.train
+        synthetic = smote_samples(real, self.settings(task).budget_per_class, self.k_neighbors, task.seed,
                                   task.data.schema)
+        if text:
+            synthetic = embedded_examples(synthetic)
         clf = self.train(task, synthetic, label="smote")
         return StrategyResult(clf, synthetic=synthetic, log={
             "real_examples": len(task.train), "synthetic_examples": len(synthetic), "mix_ratio": self.mix(task),

@@ -122,6 +122,9 @@ class StrategyCaps:
     # data (SMOTE) or fit their own generator (dp_gan: `own_generator`).
     uses_generator: bool = False
     own_generator: str | None = None  # a registered generator the strategy fits with its own parameters
+    # On text, works in the frozen encoder's embedding space (bench.synthesis.embedding_view): its own
+    # generator then needs to make "vector" data, not text.
+    text_as_vectors: bool = False
     modalities: tuple[str, ...] = MODALITIES
 
     def __post_init__(self) -> None:

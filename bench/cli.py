@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "overrides the suite's cell_timeout")
     r.add_argument("--sd-path", metavar="FOLDER", help="local Stable Diffusion weights (a diffusers folder) for a "
                    "suite whose generator loads them (sd_lora); sets synthetic.generator.params.model_path")
+    r.add_argument("--lm-path", metavar="FOLDER", help="a local instruction-tuned language model (a transformers "
+                   "folder, e.g. an 8B model for a GPU) used by the suite's text generator (smollm2) instead of "
+                   "SmolLM2-135M; sets synthetic.generator.params.model_path; nothing is downloaded")
 
     lb = sub.add_parser("leaderboard", help="regenerate LEADERBOARD.md from the results")
     lb.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -88,7 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import load_suite
     from bench.runner import run_suite
 
-    suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds, model_path=args.sd_path)
+    suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds, model_path=args.sd_path,
+                       lm_path=args.lm_path)
     s = run_suite(suite, args.out, device=args.device, force=args.force, quiet=args.quiet, data_dir=args.data_dir,
                   cell_timeout=args.cell_timeout)
     print(f"{suite.name} [{suite.preset}]: {len(s.done)} done, {len(s.skipped)} up to date, "

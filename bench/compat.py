@@ -49,7 +49,8 @@ def check_suite(suite: Any, strategies: list[tuple[Any, Any]]) -> None:
                                      f"{', '.join(gcaps.datasets)}, not {ds.name!r}")
             if scaps.own_generator is not None:
                 own = GENERATORS.caps(scaps.own_generator)
-                if modality not in own.modalities:
+                needs = "vector" if modality == "text" and scaps.text_as_vectors else modality
+                if needs not in own.modalities:
                     raise BenchError(f"{where}, but strategy {spec.key!r} fits generator {scaps.own_generator!r}, "
                                      f"which makes {_list(own.modalities)} data")
             check = getattr(strategy, "check_compatible", None)

@@ -13,6 +13,7 @@ preset, data set, strategy and metric ids) must be safe slugs (SLUG), so no path
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -362,9 +363,11 @@ def read_suite_file(path: Path) -> dict[str, Any]:
 
 
 def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int] | None = None,
-               model_path: str | None = None) -> SuiteConfig:
-    """The suite `name_or_path` with `preset` merged in; `seeds` and `model_path` (the local weights
-    folder of a generator that needs one, e.g. sd_lora: `--sd-path`) override the file's."""
+               model_path: str | None = None, lm_path: str | None = None) -> SuiteConfig:
+    """The suite `name_or_path` with `preset` merged in; `seeds`, `model_path` (the local weights
+    folder of a generator that needs one, e.g. sd_lora: `--sd-path`) and `lm_path` (a local language
+    model folder for a text generator with a `model_path` parameter, e.g. smollm2: `--lm-path`) override
+    the file's."""
     path = suite_path(name_or_path)
     raw = read_suite_file(path)
     presets = raw.pop("presets", {}) or {}
@@ -379,17 +382,30 @@ def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int]
         raw = deep_merge(raw, presets[preset] or {})
     if seeds is not None:
         raw["seeds"] = seeds
-    if model_path is not None:
+    for folder, flag in ((model_path, "--sd-path"), (lm_path, "--lm-path")):
+        if folder is None:
+            continue
         synthetic = raw.get("synthetic")
         generator = synthetic.get("generator") if isinstance(synthetic, dict) else None
         name = generator if isinstance(generator, str) else generator.get("name") if isinstance(generator, dict) else None
-        if not isinstance(name, str) or not name or not GENERATORS.meta(name).get("needs_model_path"):
+        named = isinstance(name, str) and bool(name)
+        if flag == "--sd-path" and not (named and GENERATORS.meta(name).get("needs_model_path")):
             raise BenchError(f"suite {raw.get('name', path.stem)!r} [{preset}]: its generator "
                              f"{name or '(none)'} loads no model folder, so --sd-path does not apply")
+        if flag == "--lm-path" and not (named and _is_language_model(name)):
+            raise BenchError(f"suite {raw.get('name', path.stem)!r} [{preset}]: its generator {name or '(none)'} "
+                             "is not a text generator with a model_path (e.g. smollm2), so --lm-path does not apply")
         params = {} if isinstance(generator, str) else dict(generator.get("params") or {})
-        raw["synthetic"]["generator"] = {"name": name, "params": {**params, "model_path": str(model_path)}}
+        raw["synthetic"]["generator"] = {"name": name, "params": {**params, "model_path": str(folder)}}
     raw["preset"] = preset
     return validate_suite(raw, source=str(path))
+
+
+def _is_language_model(name: str) -> bool:
+    """A text generator whose model folder can be replaced: registered for text, with a `model_path` field."""
+    cls = GENERATORS.get(name)
+    return ("text" in GENERATORS.meta(name)["modalities"] and dataclasses.is_dataclass(cls)
+            and any(f.name == "model_path" for f in dataclasses.fields(cls)))
 
 
 def validate_suite(raw: dict[str, Any], source: str) -> SuiteConfig:

@@ -64,6 +64,12 @@ class Conditions:
     strength: float = 0.5  # with seeds: 0 returns the seed, 1 ignores it (as SDEdit's noise strength)
     attributes: dict[str, np.ndarray] = field(default_factory=dict)  # tabular: column -> value per example
     prompts: list[str] | None = None  # text / text-to-image
+    # Each seed's uncertainty relative to the round's threshold tau (score / tau: 1 at the threshold,
+    # above 1 inside U_tau), or None. Text generators raise their sampling temperature with it.
+    uncertainty: np.ndarray | None = None
+    # Each seed's own class, where known, or None. A multiple-choice seed needs it: its correct option is
+    # moved to the target letter (smollm2 with item_format choice).
+    seed_labels: np.ndarray | None = None
 
 
 def fingerprint(split: Split) -> str:
@@ -96,12 +102,15 @@ def generator_cache_path(name: str, key: str) -> Path:
     return cache_root() / "generators" / f"{name}-{key[:32]}.pkl"
 
 
-def fitted_generator(task: Any, name: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The generator `name` fitted on the task's real budget: loaded from the cache when a signed
-    entry is present, else fitted and stored. Returns it with a log record (key, whether it came from
-    the cache, and the fit's wall seconds when it was fitted now)."""
+def fitted_generator(task: Any, name: str, params: dict[str, Any], real: Split | None = None,
+                     info: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The generator `name` fitted on the task's real budget (or on `real`, another view of it, such as
+    text embeddings, described by `info`): loaded from the cache when a signed entry is present, else
+    fitted and stored. Returns it with a log record (key, whether it came from the cache, and the fit's
+    wall seconds when it was fitted now)."""
     generator = GENERATORS.build(name, params)
-    key = generator_key(name, generator, task.data.name, task.budget, task.seed, task.train)
+    real = task.train if real is None else real
+    key = generator_key(name, generator, task.data.name, task.budget, task.seed, real)
     path = generator_cache_path(name, key)
     # A generator with a `device` parameter left at "auto" runs where the task runs (--device).
     follow_task = hasattr(generator, "device") and params.get("device", "auto") == "auto"
@@ -115,7 +124,7 @@ def fitted_generator(task: Any, name: str, params: dict[str, Any]) -> tuple[Any,
     if follow_task:
         generator.device = task.device
     start = time.perf_counter()
-    generator.fit(task.train, task.info, task.seed)
+    generator.fit(real, task.info if info is None else info, task.seed)
     seconds = time.perf_counter() - start
     if secret is not None:
         _store_signed(path, key, secret, generator)

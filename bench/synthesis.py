@@ -54,6 +54,26 @@ def _balanced(y: np.ndarray, total: float) -> np.ndarray:
     return w
 
 
+def embedding_view(task: Any, split: Split) -> Split:
+    """Text examples as the frozen encoder's embeddings (the task model's input, bench.text): the space in
+    which SMOTE interpolates and DP-GAN's vector variant trains on text. float (N, D) in `x`."""
+    from bench.registry import MODELS
+
+    t = MODELS.build(task.model.name, task.model.params).to_tensor(split.x)
+    if not t.is_floating_point():
+        raise BenchError(f"model {task.model.name!r} does not take embeddings (lora: true fine-tunes the encoder on "
+                         "tokens): embedding-space strategies (smote, dp_gan) need the frozen encoder")
+    return Split(t.numpy().reshape(len(split), -1), np.asarray(split.y), dict(split.groups))
+
+
+def embedded_examples(split: Split) -> Split:
+    """Embedding rows (from `embedding_view`'s space) as text-split examples (bench.text: an object array
+    whose elements are embeddings), so they mix with real texts in one split."""
+    from bench.text import text_array
+
+    return Split(text_array(list(np.asarray(split.x, dtype=np.float32))), np.asarray(split.y), dict(split.groups))
+
+
 def pool_split(task: Any, which: str, size: int | None, seed: int) -> Split:
     """The real examples a strategy may draw seeds from or score: the unused real training examples
     (`unlabeled`, labels never read) or the validation split, as a seeded subsample of at most `size`."""
@@ -87,12 +107,14 @@ class SynthesisStrategy:
         """The whole synthetic budget: budget_per_class examples for every class."""
         return self.settings(task).budget_per_class * task.num_classes
 
-    def fitted_generator(self, task: Any, name: str | None = None, params: dict[str, Any] | None = None
-                         ) -> tuple[Any, dict[str, Any]]:
-        """The suite's generator (or `name` with `params`) fitted on the real budget, shared through the
-        cache by every strategy of the same seed; returns it with its log record."""
+    def fitted_generator(self, task: Any, name: str | None = None, params: dict[str, Any] | None = None,
+                         real: Split | None = None, info: Any = None) -> tuple[Any, dict[str, Any]]:
+        """The suite's generator (or `name` with `params`) fitted on the real budget (or on `real`, a view
+        of it described by `info`), shared through the cache by every strategy of the same seed; returns
+        it with its log record."""
         spec = self.settings(task).generator
-        return fitted_generator(task, spec.name if name is None else name, spec.params if params is None else params)
+        return fitted_generator(task, spec.name if name is None else name, spec.params if params is None else params,
+                                real=real, info=info)
 
     def train(self, task: Any, synthetic: Split, label: str, **options: Any) -> Any:
         """The task model trained on real + synthetic examples with class-weighted mixing."""

@@ -3,7 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.benchmarks import adult, cifar10, models, pneumoniamnist, taiwan_credit, toy, transactions, utkface  # noqa: F401  (registration happens at import)
+from bench.benchmarks import (  # noqa: F401  (registration happens at import)
+    adult,
+    cifar10,
+    models,
+    pneumoniamnist,
+    taiwan_credit,
+    text_data,
+    text_models,
+    toy,
+    transactions,
+    utkface,
+)
 from bench.registry import SUITES
 
 SUITES_DIR = Path(__file__).parent / "suites"

@@ -2,4 +2,4 @@
 retrain loop and its conditional generators. Importing this package registers them."""
 from __future__ import annotations
 
-from bench.method import active, diffusion, dp_gan, generators, sd_lora, sdv_generators  # noqa: F401
+from bench.method import active, diffusion, dp_gan, generators, sd_lora, sdv_generators, text_lm  # noqa: F401

@@ -173,7 +173,7 @@ class ActiveSynthesis(SynthesisStrategy):
             chosen = rng.choice(region, n) if self.guidance else rng.choice(len(pool), n)
             labels = draw_labels(u.mean_probs[chosen], self.label_mode, rng)
             conditions, scoring["targeting"] = self.conditions(task, generator, models, r, pool, region, chosen, labels,
-                                                              u, rng)
+                                                              u, rng, threshold)
             new = generator.sample(len(conditions.labels), conditions, rng)
             labels = conditions.labels
             synthetic = concat(synthetic, new)
@@ -211,15 +211,17 @@ class ActiveSynthesis(SynthesisStrategy):
                            f"(select_round_on_val): accuracy {best['val_accuracy']:.4f}, loss {best['val_loss']:.4f}")
 
     def conditions(self, task: Task, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
-                   chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, rng: np.random.Generator
-                   ) -> tuple[Conditions, dict[str, Any]]:
-        """The round's generation conditions, aimed at U_tau as `targeting` says, with a log of them."""
+                   chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, rng: np.random.Generator,
+                   threshold: float | None = None) -> tuple[Conditions, dict[str, Any]]:
+        """The round's generation conditions, aimed at U_tau as `targeting` says, with a log of them. With
+        seeds, each seed's score relative to `threshold` (tau) goes along (Conditions.uncertainty)."""
         targeting = self.targeting if self.targeting != "auto" else ("attributes" if task.data.schema is not None else "seeds")
         if targeting == "seeds":
             prompts = None if self.prompt_template is None else uncertain_prompts(
                 self.prompt_template, task.data.classes, labels, u.mean_probs[chosen])
-            return (Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength, prompts=prompts),
-                    {"kind": "seeds"})
+            relative = u.score(self.score)[chosen] / threshold if threshold else None
+            return (Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength, prompts=prompts,
+                               uncertainty=relative), {"kind": "seeds"})
         schema = task.data.schema
         if schema is None:
             raise BenchError(f"targeting {targeting!r} needs a table (a data set with a schema)")

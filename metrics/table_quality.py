@@ -27,6 +27,8 @@ so compare these numbers against random synthesis with the same generator, not a
   histogram gradient boosting, sees marginal shapes and interactions; `model="logistic"` is cheaper
   but only sees differences of the encoded features' means (a wrong variance or a wrong correlation
   with the right means goes unseen). An AUC below 0.5 is chance-level noise, not "more real than real".
+  It applies to text too (the only metric here that does): the same test on the 384-d MiniLM
+  embeddings (bench.text.embed) of synthetic and real training examples instead of encoded rows.
 - `dcr` / `dcr_ratio`: nearest-neighbour Euclidean distances in the encoded space below, from at most
   `samples` synthetic rows and from as many real test rows (fresh draws the generator never saw) to the
   real training rows. A ratio near 1 is the ideal (synthetic rows are as close to the training rows as
@@ -121,24 +123,41 @@ def _detector(model: str, seed: int) -> Any:
     raise BenchError(f"detection_auc: unknown model {model!r} (hist_gradient_boosting, logistic)")
 
 
-@METRICS.register("detection_auc", higher_is_better=False, modalities=TABULAR)
+@METRICS.register("detection_auc", higher_is_better=False, modalities=("tabular", "text"))
 def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", samples: int = 1000,
                   folds: int = 5) -> float | None:
     """Mean cross-validated ROC AUC of `model` telling balanced real and synthetic rows apart; 0.5
-    means indistinguishable. None with fewer than two rows a side."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-
-    schema = _schema(ctx)
-    if schema is None:
+    means indistinguishable. None with fewer than two rows a side. Text: the rows are the MiniLM
+    embeddings (bench.text.embed) of the synthetic examples (strings and embedding-space ones) and of
+    the real training texts, the label left out."""
+    text = ctx.task.data.modality == "text"
+    schema = None if text else _schema(ctx)
+    if ctx.synthetic is None or len(ctx.synthetic) == 0 or (schema is None and not text):
         return None
     detector = _detector(model, ctx.task.seed)
     rng = np.random.default_rng(ctx.task.seed)
     n = min(len(ctx.task.train), len(ctx.synthetic), samples)  # rows a side
     if n < 2:
         return None
-    real, synthetic = _encode(ctx, schema, _subset(ctx.task.train, n, rng), _subset(ctx.synthetic, n, rng))
+    real, synthetic = _subset(ctx.task.train, n, rng), _subset(ctx.synthetic, n, rng)
+    if text:
+        from bench.text import task_embeddings
+
+        device = str(getattr(ctx.task, "device", "cpu"))
+        real, synthetic = task_embeddings(ctx.task, real.x, device), task_embeddings(ctx.task, synthetic.x, device)
+    else:
+        real, synthetic = _encode(ctx, schema, real, synthetic)
+    return _two_sample_auc(real, synthetic, detector, folds, ctx.task.seed)
+
+
+def _two_sample_auc(real: np.ndarray, synthetic: np.ndarray, detector: Any, folds: int, seed: int) -> float:
+    """Classifier two-sample test on equally many real (class 0) and synthetic (class 1) feature
+    rows: the mean ROC AUC of `detector` over a seeded stratified `folds`-fold split."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    n = len(real)
     x, y = np.vstack([real, synthetic]), np.repeat([0, 1], n)
-    cv = StratifiedKFold(n_splits=min(folds, n), shuffle=True, random_state=ctx.task.seed)
+    cv = StratifiedKFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
     return float(np.mean(cross_val_score(detector, x, y, scoring="roc_auc", cv=cv)))
 
 

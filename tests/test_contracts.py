@@ -22,6 +22,11 @@ EXPECTED = {
     "generators": {"pca_gmm": {"image", "tabular", "vector"}, "diffusion": {"image"}, "sd_lora": {"image"},
                    "dp_gan": {"image", "tabular", "vector"}, "ctgan": {"tabular"}, "gaussian_copula": {"tabular"},
                    "toy_pockets_oracle": {"vector"}},
+    # metrics: the synthetic-data quality and text ones, whose modalities differ metric by metric
+    "metrics": {"fid": {"image"}, "kid": {"image"}, "coverage": {"image", "text"}, "density": {"image", "text"},
+                "one_nn_accuracy": {"image", "text"}, "detection_auc": {"tabular", "text"},
+                "bertscore": {"text"}, "bleu": {"text"}, "self_bleu": {"text"}, "exact_match": {"text"},
+                "chance_accuracy": {"image", "tabular", "vector", "text"}},
 }
 
 
@@ -177,6 +182,8 @@ def test_every_builtin_entry_declares_known_modalities():
         assert set(MODELS.caps(name).modalities) == expected, name
     for name, expected in EXPECTED["generators"].items():
         assert set(GENERATORS.caps(name).modalities) == expected, name
+    for name, expected in EXPECTED["metrics"].items():
+        assert set(METRICS.caps(name).modalities) == expected, name
 
 
 @dataclass

@@ -24,8 +24,10 @@ N_FAST = 20  # images per set of the fast check: enough to order real-vs-real be
 
 
 def make_ctx(real: np.ndarray, synthetic: np.ndarray | None) -> EvalContext:
-    """What the image metrics read: the task's test images, its device, and the synthetic split."""
-    task = SimpleNamespace(test=Split(real, np.zeros(len(real), dtype=np.int64)), device="cpu")
+    """What the image metrics read: the task's test images, its device and modality, and the synthetic
+    split."""
+    task = SimpleNamespace(test=Split(real, np.zeros(len(real), dtype=np.int64)), device="cpu",
+                           data=SimpleNamespace(modality="image"))
     syn = None if synthetic is None else Split(synthetic, np.zeros(len(synthetic), dtype=np.int64))
     return EvalContext(task=task, classifier=None, y_true=task.test.y, probs=np.zeros((len(real), 2)), synthetic=syn)
 
@@ -60,7 +62,7 @@ def scores(image_sets) -> dict[str, dict[str, float]]:
 def test_registered_with_direction_and_modality():
     for name in NAMES:
         meta = METRICS.meta(name)
-        assert meta["modalities"] == ("image",)
+        assert meta["modalities"] == (("image",) if name in ("fid", "kid") else ("image", "text"))
         assert meta["higher_is_better"] is (name in ("coverage", "density"))
 
 

@@ -19,17 +19,19 @@ from bench.strategy import StrategyResult
 from bench.task import Task
 
 # A small task of each modality, for the checks that every declared modality is real.
-VECTOR_AND_TABLE_DATA = {"tabular": "transactions", "vector": "toy_pockets"}
+TINY_DATA = {"tabular": "transactions", "vector": "toy_pockets", "text": "pubmedqa"}
+MODEL_OF = {"image": "small_cnn", "tabular": "mlp", "vector": "mlp", "text": "minilm_head"}
+DATA_OF_MODEL = {"minilm_choice": ("medqa",)}  # models of one kind of input: multiple-choice items
 
 
 def task_of(modality: str, tiny_task: Task, model: str, datasets: tuple[str, ...] | None = None) -> Task:
     if modality == "image":
         return dataclasses.replace(tiny_task, model=NamedSpec(name=model, params={}))
-    if modality not in VECTOR_AND_TABLE_DATA:
-        pytest.skip(f"no tiny {modality} task in the tests yet")
-    data = load_dataset(NamedSpec(name=datasets[0] if datasets else VECTOR_AND_TABLE_DATA[modality]), data_dir=None)
+    data = load_dataset(NamedSpec(name=datasets[0] if datasets else TINY_DATA[modality]), data_dir=None)
     assert data.modality == modality
-    return Task.build(data, budget=10, val_per_class=5, seed=0, model=NamedSpec(name=model), recipe=tiny_task.recipe)
+    # Text: a small test subset (encoding is the slow part on the CPU).
+    return Task.build(data, budget=10, val_per_class=5, seed=0, model=NamedSpec(name=model), recipe=tiny_task.recipe,
+                      test_per_class=5 if modality == "text" else None)
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
@@ -55,14 +57,17 @@ def test_generator_fits_and_samples_conditioned_examples(name, tiny_task):
     fields = {f.name for f in dataclasses.fields(GENERATORS.get(name))}
     # Every modality the generator declares is one it fits and samples (bench validate trusts it).
     for modality in caps.modalities:
-        task = task_of(modality, tiny_task, "small_cnn" if modality == "image" else "mlp", caps.datasets)
-        generator, log = fitted_generator(task, name, {"epochs": 2} if "epochs" in fields else {})  # the cheapest fit
+        task = task_of(modality, tiny_task, MODEL_OF[modality], caps.datasets)
+        cheapest = {"epochs": 2, "max_new_tokens": 8}  # the cheapest fit, and short texts
+        generator, log = fitted_generator(task, name, {k: v for k, v in cheapest.items() if k in fields})
         labels = np.array([0, 1, 1, 0, 1])
         rng = np.random.default_rng(0)
         for seeds in (None, np.asarray(task.pool.x)[:5]):
             out = generator.sample(5, Conditions(labels=labels, seeds=seeds, strength=0.5), rng)
             x = np.asarray(out.x)
             assert x.shape == (5, *np.asarray(task.train.x).shape[1:]) and x.dtype == np.asarray(task.train.x).dtype
+            if modality == "text":
+                assert all(isinstance(t, str) and t.strip() for t in x)
             assert out.y.tolist() == labels.tolist()
 
 
@@ -88,7 +93,7 @@ def test_model_is_a_dataclass_that_trains(name, tiny_task):
     assert dataclasses.is_dataclass(spec)
     # Every modality the model declares is one it trains on (bench validate trusts the declaration).
     for modality in MODELS.caps(name).modalities:
-        task = task_of(modality, tiny_task, name)
+        task = task_of(modality, tiny_task, name, DATA_OF_MODEL.get(name))
         clf = task.fit(recipe=task.recipe.model_copy(update={"epochs": 1}))
         assert clf.predict_proba(task.test.x).shape == (len(task.test), task.num_classes)
 

@@ -46,7 +46,7 @@ def context(synthetic: Split | None = None, probs: np.ndarray | None = None, tes
             classes: list[str] = CLASSES, schema: TableSchema | None = SCHEMA) -> EvalContext:
     test = rows(300, seed=1) if test is None else test
     task = SimpleNamespace(train=rows(300, seed=0), test=test, seed=0,
-                           data=SimpleNamespace(schema=schema, classes=classes))
+                           data=SimpleNamespace(modality="tabular", schema=schema, classes=classes))
     if probs is None:
         probs = np.full((len(test), len(classes)), 1 / len(classes))
     return EvalContext(task=task, classifier=None, y_true=test.y, probs=probs, synthetic=synthetic)
