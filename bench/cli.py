@@ -1,4 +1,4 @@
-"""The `bench` command: run, leaderboard, stats, ls, validate.
+"""The `bench` command: run, leaderboard, stats, report, compare, fid, ls, validate.
 
 Every user-facing error (BenchError, bad arguments) is one line on stderr and exit code 2;
 a run whose cells all finished exits 0, one with error cells exits 1.
@@ -14,6 +14,7 @@ from bench.errors import BenchError
 
 DEFAULT_RESULTS = Path("results")
 DEFAULT_LEADERBOARD = Path("LEADERBOARD.md")
+DEFAULT_SITE = Path("site")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +45,28 @@ def _positive(flag: str, unit: str):
         return value
 
     return parse
+
+
+def _tolerance(text: str) -> float:
+    """--tolerance: a finite relative tolerance >= 0 (0: exact everywhere)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"--tolerance takes a relative tolerance >= 0 (e.g. 1e-4), got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """--samples: a whole number of images >= 2 (a covariance needs two)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"--samples takes a whole number of images >= 2, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,11 +102,32 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--effect", type=_positive("--effect", "points"), metavar="POINTS",
                     help="effect to size the seeds for, in points (0.01 of the metric; default 1)")
 
+    rp = sub.add_parser("report", help="build a static HTML report (index.html and SVG figures) from the results")
+    rp.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results)")
+    rp.add_argument("--out", type=Path, default=DEFAULT_SITE, help="output folder (default: site)")
+
     ls = sub.add_parser("ls", help="list registered entries")
     ls.add_argument("kind", choices=["suites", "datasets", "models", "generators", "strategies", "metrics"])
 
     v = sub.add_parser("validate", help="check a suite file or a result file")
     v.add_argument("file", type=Path)
+
+    c = sub.add_parser("compare", help="compare two result folders cell by cell (did a rerun reproduce the numbers?)")
+    c.add_argument("ref", type=Path, metavar="REF_DIR", help="the reference results, e.g. results")
+    c.add_argument("new", type=Path, metavar="NEW_DIR", help="the results to check, e.g. my-results")
+    c.add_argument("--tolerance", type=_tolerance, metavar="REL",
+                   help="relative tolerance for every pair (default: exact when both cells ran on the CPU, "
+                   "1e-4 when either ran on CUDA)")
+    c.add_argument("--json", action="store_true", help="write the report as JSON to stdout")
+
+    f = sub.add_parser("fid", help="FID (and KID, coverage, density, 1-NN accuracy) between two image sets")
+    f.add_argument("a", type=Path, metavar="A", help="the reference images: a folder of image files or a .npy "
+                   "of uint8 (N, H, W, C) or (N, H, W)")
+    f.add_argument("b", type=Path, metavar="B", help="the images to score, likewise")
+    f.add_argument("--kid", action="store_true", help="also the kernel Inception distance")
+    f.add_argument("--prdc", action="store_true", help="also coverage, density (k=5) and 1-NN accuracy")
+    f.add_argument("--samples", type=_count, metavar="N", help="a seeded subset of N images per set (default: all)")
+    f.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if present")
     return p
 
 
@@ -163,6 +207,27 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    if not args.results.is_dir():
+        problem = "is not a folder" if args.results.exists() else "does not exist"
+        raise BenchError(f"results folder {args.results} {problem}")
+    if args.out.exists() and not args.out.is_dir():
+        raise BenchError(f"--out {args.out} is a file: give a folder to write index.html and figures/ into")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise BenchError("bench report draws its figures with matplotlib: "
+                         "pip install 'active-synthesis-bench[report]'") from None
+    from bench import report
+
+    try:
+        written = report.build(args.results, args.out)
+    except OSError as exc:  # a read-only file system, a full disk, a file where a folder goes
+        raise BenchError(f"cannot write the report into {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {written[0]} and {len(written) - 1} figure(s) in {args.out / report.FIGURES}")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from bench.registry import REGISTRIES
 
@@ -203,7 +268,38 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "leaderboard": cmd_leaderboard, "stats": cmd_stats, "ls": cmd_ls, "validate": cmd_validate}
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.compare import compare, format_report
+
+    report = compare(args.ref, args.new, tolerance=args.tolerance)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(format_report(report))
+    return report.exit_code
+
+
+def cmd_fid(args: argparse.Namespace) -> int:
+    from bench.device import resolve_device
+    from bench.metrics.image_quality import image_set_scores, read_image_set
+
+    device = str(resolve_device(args.device))
+    need = 6 if args.prdc else 2  # prdc's k = 5 neighbours need 6 images a side; a covariance needs 2
+    sets = [read_image_set(path, args.samples, minimum=need) for path in (args.a, args.b)]
+    for path, images in zip((args.a, args.b), sets):
+        sizes = sorted({im.shape[:2] for im in images})
+        size = f"{sizes[0][1]}x{sizes[0][0]}" if len(sizes) == 1 else f"{len(sizes)} sizes"
+        print(f"{path}: {len(images)} images ({size})")
+    scores = image_set_scores(*sets, device=device, kid=args.kid, prdc=args.prdc)
+    for name, value in scores.items():
+        print(f"{name:<16} {value:.8g}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "leaderboard": cmd_leaderboard, "stats": cmd_stats, "report": cmd_report,
+            "compare": cmd_compare, "fid": cmd_fid, "ls": cmd_ls, "validate": cmd_validate}
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

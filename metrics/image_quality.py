@@ -36,6 +36,10 @@ The reference features of a real subset are computed once and cached on disk und
 synthetic features are kept in memory keyed the same way, so the five metrics of one cell (given the
 same parameters) run Inception once.
 
+`bench fid A B` scores two image sets given as files (`read_image_set`: a folder of image files or a
+.npy array) through the same path: `features`, then the `*_from_features` functions the registered
+metrics call (`image_set_scores`).
+
 Small-N bias: FID's estimator is biased upwards, by a term that shrinks roughly like 1/N, and is large
 at a few hundred images (compare FIDs only at equal N, never to published 50k-image FIDs). KID's
 estimator is unbiased, so it is the better number at small N (it can be slightly negative).
@@ -50,7 +54,7 @@ import io
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -70,6 +74,15 @@ FEATURE_KEY = f"inception_v3-{INCEPTION_SHA1[:12]}-clean299"  # network + prepro
 BATCH_SIZE = 25  # images per forward pass: ~1 GB of float32 activations at 299 px, a few s on 2 cores
 SUBSET_SEED = 0  # the subsets depend only on their size, so every cell is scored on the same real images
 MEMO_ENTRIES = 8  # feature sets kept in memory (500 x 2048 float32 = 4 MB each)
+KID_SUBSETS = 100  # clean-fid's defaults: 100 subsets of at most 1000 images per side
+KID_SUBSET_SIZE = 1000
+NEAREST_K = 5  # prdc's k, as Naeem et al. 2020 recommend
+# What clean-fid's folder mode reads (cleanfid.fid.EXTENSIONS without npy), any letter case here.
+IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
+
+# A set of images: one (N, H, W, 3) uint8 array, or a sequence of (H, W, 3) uint8 arrays of any sizes
+# (read from a folder of files); Inception sees each resized to 299x299 either way.
+Images = Union[np.ndarray, Sequence[np.ndarray]]
 
 _MEMO: OrderedDict[str, np.ndarray] = OrderedDict()  # content key -> features, most recent last
 
@@ -111,7 +124,7 @@ def _inception(device: str) -> _Inception:
     return _Inception(device).eval()
 
 
-def _extract(images: np.ndarray, device: str) -> np.ndarray:
+def _extract(images: Images, device: str) -> np.ndarray:
     """Inception features (N, 2048) float32 of uint8 images (N, H, W, 3), clean-fid "clean" mode."""
     from cleanfid.fid import get_batch_features
     from cleanfid.resize import build_resizer
@@ -154,13 +167,19 @@ def _subset(x: object, n: int) -> np.ndarray:
     return _as_rgb_uint8(_pick(x, n))
 
 
-def _content_key(images: np.ndarray) -> str:
-    h = hashlib.sha256(f"{FEATURE_KEY}{images.shape}".encode())
-    h.update(np.ascontiguousarray(images).tobytes())
+def _content_key(images: Images) -> str:
+    if isinstance(images, np.ndarray):
+        h = hashlib.sha256(f"{FEATURE_KEY}{images.shape}".encode())
+        h.update(np.ascontiguousarray(images).tobytes())
+        return h.hexdigest()
+    h = hashlib.sha256(f"{FEATURE_KEY}list{len(images)}".encode())  # images of several sizes
+    for im in images:
+        h.update(f"{im.shape}".encode())
+        h.update(np.ascontiguousarray(im).tobytes())
     return h.hexdigest()
 
 
-def features(images: np.ndarray, device: str = "cpu", persist: bool = False) -> np.ndarray:
+def features(images: Images, device: str = "cpu", persist: bool = False) -> np.ndarray:
     """Inception features of `images`, memoised in memory by content; `persist` also caches them on
     disk under <cache>/features/ (for real reference sets, which every cell shares)."""
     key = _content_key(images)
@@ -235,11 +254,13 @@ def fid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> f
     compare values only at equal sample counts; KID is the less biased number. NaN (written as null)
     with fewer than 2 images on a side."""
     pair = _feature_pair(ctx, samples, reference_samples)
-    if pair is None:
-        return None
+    return None if pair is None else fid_from_features(*pair)
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    """FID of two feature sets (float64, (N, D)), clean-fid's estimator; NaN with fewer than 2 on a side."""
     from cleanfid.fid import fid_from_feats
 
-    real, fake = pair
     if min(len(real), len(fake)) < 2:  # a covariance needs two images
         return float("nan")
     real, fake = _onto_joint_span(real, fake)
@@ -270,18 +291,21 @@ def _onto_joint_span(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np
 
 
 @METRICS.register("kid", higher_is_better=False, modalities=IMAGE)
-def kid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, subsets: int = 100,
-        subset_size: int = 1000) -> float | None:
+def kid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, subsets: int = KID_SUBSETS,
+        subset_size: int = KID_SUBSET_SIZE) -> float | None:
     """Kernel Inception distance (Binkowski et al. 2018): the unbiased MMD^2 with kernel
     (x.y / 2048 + 1)^3, averaged over `subsets` random subsets of min(N_real, N_synthetic,
     `subset_size`) images per side (clean-fid's estimator, seeded). Unbiased, so usable at a few hundred
     images, and may come out slightly below 0 when the sets match."""
     pair = _feature_pair(ctx, samples, reference_samples)
-    if pair is None:
-        return None
+    return None if pair is None else kid_from_features(*pair, subsets=subsets, subset_size=subset_size)
+
+
+def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUBSETS,
+                      subset_size: int = KID_SUBSET_SIZE) -> float:
+    """KID of two feature sets (clean-fid's estimator, subsets seeded); NaN with fewer than 2 on a side."""
     from cleanfid.fid import kernel_distance
 
-    real, fake = pair
     if min(len(real), len(fake)) < 2:  # the unbiased estimator divides by m - 1
         return float("nan")
     with _global_numpy_seed(SUBSET_SEED):
@@ -290,11 +314,14 @@ def kid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, subs
 
 def _prdc(ctx: EvalContext, samples: int, reference_samples: int, nearest_k: int) -> dict[str, float] | None:
     pair = _feature_pair(ctx, samples, reference_samples)
-    if pair is None:
-        return None
+    return None if pair is None else prdc_from_features(*pair, nearest_k=nearest_k)
+
+
+def prdc_from_features(real: np.ndarray, fake: np.ndarray, nearest_k: int = NEAREST_K) -> dict[str, float]:
+    """prdc's precision, recall, density and coverage of two feature sets; NaN coverage and density
+    with `nearest_k` or fewer on a side."""
     from prdc import compute_prdc
 
-    real, fake = pair
     if min(len(real), len(fake)) <= nearest_k:  # k-NN radii need k other points on each side
         return {"coverage": float("nan"), "density": float("nan")}
     with contextlib.redirect_stdout(io.StringIO()):  # compute_prdc prints the set sizes
@@ -303,7 +330,8 @@ def _prdc(ctx: EvalContext, samples: int, reference_samples: int, nearest_k: int
 
 
 @METRICS.register("coverage", higher_is_better=True, modalities=IMAGE_AND_TEXT)
-def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, nearest_k: int = 5) -> float | None:
+def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
+             nearest_k: int = NEAREST_K) -> float | None:
     """Coverage (Naeem et al. 2020, prdc): the share of real test images whose ball to their k-th
     nearest real neighbour holds at least one synthetic image, in [0, 1]; near 1 for real-vs-real
     sets of equal size. Measures how much of the real distribution the synthetic images reach.
@@ -313,7 +341,8 @@ def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
 
 
 @METRICS.register("density", higher_is_better=True, modalities=IMAGE_AND_TEXT)
-def density(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, nearest_k: int = 5) -> float | None:
+def density(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
+            nearest_k: int = NEAREST_K) -> float | None:
     """Density (Naeem et al. 2020, prdc): how many real k-NN balls hold a synthetic image, divided by
     k and averaged over synthetic images; about 1 when the sets match, above 1 when the synthetic images
     crowd into dense real regions, near 0 when they lie off the real manifold. Unbounded above.
@@ -332,12 +361,14 @@ def one_nn_accuracy(ctx: EvalContext, samples: int = 500, reference_samples: int
     copy real ones (an exact copy is its original's nearest neighbour). Text: the same on MiniLM
     embeddings of texts."""
     pair = _feature_pair(ctx, samples, reference_samples)
-    if pair is None:
-        return None
+    return None if pair is None else one_nn_from_features(*pair)
+
+
+def one_nn_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    """Leave-one-out 1-NN balanced accuracy of real vs synthetic features (see one_nn_accuracy)."""
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.neighbors import NearestNeighbors
 
-    real, fake = pair
     if min(len(real), len(fake)) < 1 or len(real) + len(fake) < 3:
         return float("nan")
     x = np.concatenate([real, fake])
@@ -345,3 +376,69 @@ def one_nn_accuracy(ctx: EvalContext, samples: int = 500, reference_samples: int
     # kneighbors() without a query returns each fitted point's neighbours other than itself: leave-one-out
     nn = NearestNeighbors(n_neighbors=1).fit(x).kneighbors(return_distance=False)[:, 0]
     return float(balanced_accuracy_score(is_fake, is_fake[nn]))
+
+
+def read_image_set(path: Path, samples: int | None = None, minimum: int = 2) -> Images:
+    """The images of a folder of image files or of a .npy file, for `bench fid`, as uint8 RGB.
+
+    A folder: every file with a suffix of IMAGE_SUFFIXES below it (sub-folders too, as clean-fid's
+    folder mode reads), in sorted path order, each opened with PIL and converted to RGB (as clean-fid
+    does); one (N, H, W, 3) array when all have one size, else a list of (H, W, 3) arrays. A .npy file:
+    uint8 of shape (N, H, W, C) with C in 1, 3 or (N, H, W) greyscale, memory-mapped. `samples` keeps a
+    seeded subset of that many (the suite metrics' subset rule, `_pick`), chosen before any image is
+    decoded. BenchError, naming the path, for anything else or for fewer than `minimum` images."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise BenchError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        if samples is not None:
+            files = list(_pick(np.array(files, dtype=object), samples, f"{path}:"))
+        images: Images = [_read_image(p) for p in files]
+        if len({im.shape for im in images}) == 1:
+            images = np.stack(images)
+    elif path.is_file() and path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise BenchError(f"{path}: not a readable .npy array ({exc})") from None
+        if (array.dtype != np.uint8 or array.ndim not in (3, 4) or min(array.shape[1:3]) < 1
+                or (array.ndim == 4 and array.shape[-1] not in (1, 3))):
+            raise BenchError(f"{path}: expected uint8 images of shape (N, H, W, 3), (N, H, W, 1) or (N, H, W), "
+                             f"got {array.dtype} {array.shape}")
+        images = _subset(array, len(array) if samples is None else samples)
+    elif path.exists():
+        raise BenchError(f"{path}: expected a folder of image files or a .npy file")
+    else:
+        raise BenchError(f"{path} does not exist")
+    if len(images) < minimum:
+        need = "FID needs a covariance" if minimum == 2 else f"coverage and density need {NEAREST_K} neighbours"
+        raise BenchError(f"{path}: {len(images)} image(s), at least {minimum} needed ({need})")
+    return images
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """One image file as (H, W, 3) uint8, PIL's convert('RGB') as clean-fid reads it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise BenchError(f"cannot read image {path}: {exc}") from None
+
+
+def image_set_scores(real: Images, fake: Images, device: str = "cpu", kid: bool = False,
+                     prdc: bool = False) -> dict[str, float]:
+    """FID of two image sets, with `kid` also KID, with `prdc` also coverage, density and 1-NN accuracy;
+    `real` is the reference side of the asymmetric ones. The suite metrics' path: `features` (not
+    cached on disk), then the same *_from_features functions at the same parameters."""
+    a = features(real, device).astype(np.float64)
+    b = features(fake, device).astype(np.float64)
+    scores = {"fid": fid_from_features(a, b)}
+    if kid:
+        scores["kid"] = kid_from_features(a, b)
+    if prdc:
+        out = prdc_from_features(a, b)
+        scores.update(coverage=out["coverage"], density=out["density"], one_nn_accuracy=one_nn_from_features(a, b))
+    return scores

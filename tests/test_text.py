@@ -257,3 +257,19 @@ def test_lora_encoder_fine_tunes_adapters_only(one_thread) -> None:
     assert clf.predict_proba(task.test.x).shape == (16, 2)
     lora_moved = [n for n, p in clf.module.named_parameters() if "lora_B" in n and p.abs().sum() > 0]
     assert lora_moved  # LoRA's B starts at zero: non-zero after training means the adapters learned
+
+
+@pytest.mark.parametrize("prompt", ["Write a short movie review.", "Rewrite {text} please"])
+def test_prompt_template_without_label_is_one_line(tmp_path: Path, prompt: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: t\nversion: 1\nprimary_metric: accuracy\ndatasets: [pubmedqa]\nbudgets: [2]\n"
+                     "val_per_class: 1\ntest_per_class: 2\nmodel: {name: minilm_head}\ntrain: {epochs: 1}\n"
+                     f"synthetic: {{generator: {{name: smollm2, params: {{class_prompt: '{prompt}'}}}}, "
+                     "budget_per_class: 2, mix_ratio: 0.5}\nstrategies: [real_only, random_synthetic]\n"
+                     "metrics: [accuracy]\nseeds: [0]\n")
+    for command in (["validate", str(suite)], ["run", "--suite", str(suite), "--out", str(tmp_path / "out")]):
+        code = main(command)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "{label}" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,239 @@
+"""`bench report`: the static HTML site built from committed results (copied into a temporary folder):
+it parses, lists every suite and strategy, every figure it references exists and is an SVG, its verdicts
+are bench.stats's, a rebuild is byte-identical, and bad input is one line and exit 2. Where a Chromium
+binary is installed, the page also loads in a headless browser without console messages or broken images."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from bench import leaderboard, report
+from bench import stats as paired
+from bench.cli import main
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+SUITES = ("transactions", "pneumoniamnist")  # a tabular suite with 6 strategies, an image suite with 4
+
+
+class Page(HTMLParser):
+    """What the tests read from index.html: sections (id -> heading), summary rows per section
+    (strategy -> {column class: text}), and every <img src> / <object data>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: dict[str, str] = {}
+        self.descriptions: dict[str, str] = {}
+        self.rows: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)  # section -> strategy -> cells
+        self.cells: dict[str, dict[str, list[str]]] = defaultdict(dict)  # section -> strategy -> all cell texts
+        self.sources: list[str] = []
+        self._section = ""
+        self._capture: str | None = None  # "h2", "description" or a td
+        self._row: str | None = None
+        self._td_class = ""
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section":
+            self._section = a["id"] or ""
+        elif tag == "h2" and self._section:
+            self._capture, self._text = "h2", []
+        elif tag == "p" and a.get("class") == "description":
+            self._capture, self._text = "description", []
+        elif tag == "tr" and a.get("data-strategy"):
+            self._row = a["data-strategy"]
+            self.cells[self._section][self._row] = []
+        elif tag == "td" and self._row:
+            self._capture, self._text, self._td_class = "td", [], a.get("class") or ""
+        elif tag == "img":
+            self.sources.append(a["src"] or "")
+        elif tag == "object":
+            self.sources.append(a["data"] or "")
+
+    def handle_data(self, data: str) -> None:
+        if self._capture:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        text = "".join(self._text).strip()
+        if tag == "h2" and self._capture == "h2":
+            self.headings[self._section] = text
+        elif tag == "p" and self._capture == "description":
+            self.descriptions[self._section] = text
+        elif tag == "td" and self._capture == "td" and self._row:
+            self.cells[self._section][self._row].append(text)
+            if "verdict" in self._td_class.split():
+                self.rows[self._section][self._row] = {"verdict": text}
+        elif tag == "tr":
+            self._row = None
+        elif tag == "section":
+            self._section = ""
+        if tag in ("h2", "p", "td"):
+            self._capture = None
+
+
+def parse(index: Path) -> Page:
+    page = Page()
+    page.feed(index.read_text(encoding="utf-8"))
+    page.close()
+    return page
+
+
+def copy_results(dest: Path, suites: tuple[str, ...] = SUITES) -> Path:
+    for s in suites:
+        if not (RESULTS / s).is_dir():
+            pytest.skip(f"committed results of suite {s} are not in {RESULTS}")
+        shutil.copytree(RESULTS / s, dest / s)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = copy_results(tmp_path_factory.mktemp("results"))
+    out = tmp_path_factory.mktemp("site") / "site"  # not there yet: bench report creates it
+    assert main(["report", "--results", str(root), "--out", str(out)]) == 0
+    return root, out
+
+
+def test_index_lists_every_suite_and_strategy(built: tuple[Path, Path]) -> None:
+    root, out = built
+    page = parse(out / "index.html")
+    groups = leaderboard.collect(root)
+    assert {k[0] for k in groups} == set(SUITES)
+    for (suite, version, preset, _, _), records in groups.items():
+        section = f"{suite}-v{version}-{preset}"
+        assert page.headings[section].startswith(f"{suite} v{version}")
+        assert page.descriptions.get(section), f"{section}: the registered suite's description is missing"
+        assert set(page.rows[section]) == {r["cell"]["strategy"] for r in records}
+    assert len(page.headings) == len({k[:3] for k in groups})
+
+
+def test_every_figure_exists_and_is_an_svg(built: tuple[Path, Path]) -> None:
+    _, out = built
+    sources = parse(out / "index.html").sources
+    assert sources and len(sources) == len(set(sources))
+    for src in sources:
+        path = out / src
+        assert path.is_file(), src
+        assert ET.parse(path).getroot().tag == "{http://www.w3.org/2000/svg}svg", src
+    # Every figure kind where its data exists (both suites have loop strategies and real_only), and no
+    # file in figures/ that the page does not show.
+    for suite in SUITES:
+        for kind in ("frontier", "uncertainty"):
+            assert any(s.startswith(f"figures/{suite}-v") and s.endswith(f"-{kind}.svg") for s in sources), (suite, kind)
+        for kind in ("forest", "cost"):
+            assert any(s.startswith(f"figures/{suite}-v") and s.endswith(f"-cpu-{kind}.svg") for s in sources), (suite, kind)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(Path(s).name for s in sources)
+    text = (out / "figures" / Path(sources[0]).name).read_text()
+    assert "validation accuracy" in text and "<dc:date>" not in text  # the label asked for; no timestamp
+
+
+def test_verdicts_are_those_of_bench_stats(built: tuple[Path, Path]) -> None:
+    root, out = built
+    page = parse(out / "index.html")
+    families = paired.compare(leaderboard.collect(root))
+    checked = 0
+    for (suite, version, preset), comps in families.items():
+        for c in comps:
+            if c.reference != "real_only":
+                continue
+            section = f"{suite}-v{version}-{preset}"
+            assert page.rows[section][c.strategy]["verdict"] == c.verdict, (section, c.strategy)
+            delta = f"{c.test.mean / paired.POINT:+.2f} [{c.test.ci_low / paired.POINT:+.2f}, "
+            assert any(cell.startswith(delta) for cell in page.cells[section][c.strategy]), (section, c.strategy)
+            checked += 1
+    assert checked >= 8  # 5 strategies against real_only in transactions, 3 in pneumoniamnist
+    assert page.rows["transactions-v2-cpu"]["real_only"]["verdict"] == "reference"
+
+
+def test_a_rebuild_is_byte_identical_and_drops_stale_figures(built: tuple[Path, Path], tmp_path: Path) -> None:
+    root, out = built
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    second = tmp_path / "again"
+    shutil.copytree(out, second)
+    (second / "figures" / "old-suite-v1-cpu-forest.svg").write_text("<svg/>")  # from an earlier build
+    (second / "notes.txt").write_text("mine")  # not the report's: left alone
+    report.build(root, second)
+    after = {p.relative_to(second): p.read_bytes() for p in sorted(second.rglob("*")) if p.is_file()}
+    assert after.pop(Path("notes.txt")) == b"mine"
+    assert after == before
+
+
+def test_several_budgets_get_a_budget_figure(tmp_path: Path) -> None:
+    """No committed suite has two budgets yet: a second budget made from pneumoniamnist's n50 cells
+    (budget 100, twice the real examples) gives the figure against the real-data budget."""
+    root = copy_results(tmp_path / "results", ("pneumoniamnist",))
+    for src in sorted(root.rglob("n50/*/seed*.json")):
+        r = json.loads(src.read_text())
+        r["cell"]["budget"] = 100
+        r["real_data"]["train_examples"] *= 2
+        dest = Path(str(src).replace("/n50/", "/n100/"))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(json.dumps(r))
+    out = tmp_path / "site"
+    report.build(root, out)
+    page = parse(out / "index.html")
+    assert "figures/pneumoniamnist-v2-cpu-pneumoniamnist-budgets.svg" in page.sources
+    cells = page.cells["pneumoniamnist-v2-cpu"]["active_synthesis"]
+    assert cells[0] == "pneumoniamnist n100"  # the last row of a strategy; a data column appears with two groups
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "out_is_file"])
+def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results, out = tmp_path / "results", tmp_path / "site"
+    if case != "missing":
+        results.mkdir()
+    if case == "out_is_file":
+        shutil.copytree(RESULTS / "pneumoniamnist" / "v2" / "cpu" / "pneumoniamnist" / "n50" / "real_only",
+                        results / "pneumoniamnist" / "v2" / "cpu" / "pneumoniamnist" / "n50" / "real_only")
+        out.write_text("a file")
+    assert main(["report", "--results", str(results), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("bench: error: ")
+    expected = {"missing": "does not exist", "empty": "no results under", "out_is_file": "is a file"}[case]
+    assert expected in err
+    assert case == "out_is_file" or not out.exists()
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no chromium or chromium-browser on PATH (Debian/Ubuntu: apt-get install chromium): "
+                "the headless-browser check of the report is skipped")
+
+
+def test_the_page_loads_in_a_headless_browser(built: tuple[Path, Path], tmp_path: Path) -> None:
+    binary = _chromium()
+    _, out = built
+    site = tmp_path / "site"
+    shutil.copytree(out, site)
+    flags = [binary, "--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr", "--v=0",
+             f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom"]
+    run = subprocess.run([*flags, (site / "index.html").as_uri()], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "<h1>Active synthesis benchmark: report</h1>" in run.stdout
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]  # the page's console messages
+    assert not console, console
+    # Whether each image loaded is not in the dumped DOM: a copy of the page beside it (same relative
+    # paths) with a script that, at the load event, marks the images that did not decode.
+    probe = ('<script>addEventListener("load", () => { const bad = [...document.images].filter('
+             'i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")); '
+             'document.body.dataset.images = document.images.length; '
+             'document.body.dataset.broken = JSON.stringify(bad); });</script></body>')
+    (site / "probe.html").write_text((site / "index.html").read_text().replace("</body>", probe))
+    run = subprocess.run([*flags, (site / "probe.html").as_uri()], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    body = Page()
+    attrs: dict[str, str | None] = {}
+    body.handle_starttag = lambda tag, a: attrs.update(a) if tag == "body" else None  # type: ignore[method-assign]
+    body.feed(run.stdout)
+    assert attrs.get("data-images") == str(len(parse(out / "index.html").sources))
+    assert json.loads(attrs.get("data-broken") or "null") == []
