@@ -424,9 +424,19 @@ def _delta(c: paired.Comparison) -> str:
 
 
 def _markdown_table(md: str) -> str:
-    """The pipe table of a markdown text (the leaderboard's rendering of one group) as an HTML table."""
-    rows = [line.strip().strip("|").split(" | ") for line in md.splitlines() if line.startswith("| ")]
-    align = [line for line in md.splitlines() if line.startswith("|--") or line.startswith("|---")]
+    """The pipe tables of a markdown text (the leaderboard's rendering of one group) as HTML tables."""
+    blocks: list[list[str]] = [[]]
+    for line in md.splitlines():
+        if line.startswith("|"):
+            blocks[-1].append(line)
+        elif blocks[-1]:
+            blocks.append([])
+    return "".join(_html_table(b) for b in blocks if b)
+
+
+def _html_table(lines: list[str]) -> str:
+    rows = [line.strip().strip("|").split(" | ") for line in lines if line.startswith("| ")]
+    align = [line for line in lines if line.startswith("|--") or line.startswith("|---")]
     right = [a.endswith(":") for a in align[0].strip("|").split("|")] if align else []
     cells = lambda row, tag: "".join(  # noqa: E731
         f"<{tag}{NUM if i < len(right) and right[i] else ''}>{_e(x.strip())}</{tag}>" for i, x in enumerate(row))
