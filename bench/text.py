@@ -202,9 +202,10 @@ def embed(x: Any, max_tokens: int = 128, device: str = "cpu", batch_size: int = 
                 chunk = missing[start : start + batch_size]
                 vecs = model.encode([keys[k] for k in chunk], batch_size=batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
-                fresh.update(zip(chunk, vecs.astype(np.float32)))
+                batch = dict(zip(chunk, vecs.astype(np.float32)))
+                store.put(batch)  # stored batch by batch: an interrupted encode of a corpus keeps what it did
+                fresh.update(batch)
                 bar.advance(len(chunk))
-        store.put(fresh)
         found.update(fresh)
     for key, rows in todo.items():
         out[rows] = found[key]

@@ -273,3 +273,25 @@ def test_prompt_template_without_label_is_one_line(tmp_path: Path, prompt: str,
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and "{label}" in err[0] and "Traceback" not in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_encode_keeps_the_batches_it_finished(monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
+    real = text._encoder("cpu")
+    calls = {"n": 0}
+
+    class FailsOnSecondBatch:
+        max_seq_length = 128
+
+        def encode(self, texts, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt  # the user stops a long encode
+            return real.encode(texts, **kwargs)
+
+    monkeypatch.setattr(text, "_encoder", lambda device: FailsOnSecondBatch())
+    texts = text_array(["an interrupted encode, first", "an interrupted encode, second",
+                        "an interrupted encode, third", "an interrupted encode, fourth"])
+    with pytest.raises(KeyboardInterrupt):
+        embed(texts, batch_size=2)
+    monkeypatch.setattr(text, "_encoder", lambda device: pytest.fail("the first batch was not kept"))
+    assert embed(texts[:2]).shape == (2, text.EMBEDDING_DIM)
