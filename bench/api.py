@@ -140,9 +140,16 @@ class MetricCaps:
     higher_is_better: bool
     modalities: tuple[str, ...] = MODALITIES
     version: int = 1
+    # What the metric reads besides the task's data, which decides whether `bench rescore` can compute
+    # it from a finished cell's artifacts (bench.artifacts): "predictions" the stored test
+    # probabilities (with the test labels and groups); "synthetic" the synthetic split, kept only
+    # under --keep-synthetic; "model" the trained classifier itself (PGD), which no result keeps.
+    needs: Literal["predictions", "synthetic", "model"] = "predictions"
 
     def __post_init__(self) -> None:
         _modalities(self.modalities, "modalities")
+        if self.needs not in ("predictions", "synthetic", "model"):
+            raise ValueError(f"needs must be predictions, synthetic or model, got {self.needs!r}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The `bench` command: run, leaderboard, stats, report, compare, fid, ls, validate.
+"""The `bench` command: run, rescore, leaderboard, stats, report, compare, fid, ls, validate.
 
 Every user-facing error (BenchError, bad arguments) is one line on stderr and exit code 2;
 a run whose cells all finished exits 0, one with error cells exits 1.
@@ -47,6 +47,36 @@ def _positive(flag: str, unit: str):
     return parse
 
 
+def _whole(flag: str):
+    """An argparse type: a whole number >= 1, else a one-line usage error naming the flag."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} takes a whole number >= 1, got {text!r}")
+        return value
+
+    return parse
+
+
+def _at_least_zero(flag: str, unit: str):
+    """An argparse type: a finite number >= 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag} takes a number of {unit} >= 0, got {text!r}")
+        return value
+
+    return parse
+
+
 def _tolerance(text: str) -> float:
     """--tolerance: a finite relative tolerance >= 0 (0: exact everywhere)."""
     try:
@@ -90,6 +120,36 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lm-path", metavar="FOLDER", help="a local instruction-tuned language model (a transformers "
                    "folder, e.g. an 8B model for a GPU) used by the suite's text generator (smollm2) instead of "
                    "SmolLM2-135M; sets synthetic.generator.params.model_path; nothing is downloaded")
+    r.add_argument("--keep-synthetic", action="store_true", help="also save each cell's whole synthetic split "
+                   "under OUT/.synthetic (not for git), so that `bench rescore` can compute synthetic-quality metrics "
+                   "later; sets the suite's keep_synthetic")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where cells run: local (default; this machine) or ray (Ray tasks on a cluster, or on a Ray "
+                   "instance started here); results are written by this process either way")
+    r.add_argument("--workers", type=_whole("--workers"), metavar="N",
+                   help="local: N worker processes, each with max(1, cores // N) torch threads (default 1: cells run "
+                   "one after another in this process); ray: at most N tasks in flight (default: as the cluster allows)")
+    r.add_argument("--address", metavar="auto|HOST:PORT", help="ray: the cluster to join, auto (the one started on "
+                   "this machine with `ray start`, or RAY_ADDRESS) or its head node's HOST:PORT; default: start a "
+                   "Ray instance on this machine")
+    r.add_argument("--cpus-per-cell", type=_positive("--cpus-per-cell", "CPUs"), metavar="C",
+                   help="ray: CPUs a cell's task declares (default 1; fractions allowed); it runs with max(1, floor(C)) "
+                   "torch threads")
+    r.add_argument("--gpus-per-cell", type=_at_least_zero("--gpus-per-cell", "GPUs"), metavar="G",
+                   help="ray: GPUs a cell's task declares (default 0; 0.5: two cells share a GPU)")
+
+    rs = sub.add_parser("rescore", help="compute metrics a suite lists that its finished results lack, from the "
+                        "stored artifacts, without retraining")
+    rs.add_argument("--results", type=Path, required=True, help="the results folder of `bench run --out`")
+    rs.add_argument("--suite", required=True, help="a registered suite name or a path to a suite .yaml (as it is now)")
+    rs.add_argument("--preset", default="cpu", help="cpu (default) or a preset the suite defines, e.g. gpu")
+    rs.add_argument("--seeds", type=_seeds, help="the seeds the cells ran with, if `bench run --seeds` overrode the suite's")
+    rs.add_argument("--sd-path", metavar="FOLDER", help="as given to `bench run` (part of the cells' config)")
+    rs.add_argument("--lm-path", metavar="FOLDER", help="as given to `bench run` (part of the cells' config)")
+    rs.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="for metrics that run a "
+                    "network (FID's Inception, MiniLM); default: cuda if present")
+    rs.add_argument("--data-dir", help="folder holding the data sets (default: BENCH_DATA_DIR, shared data, cache)")
+    rs.add_argument("--quiet", action="store_true", help="no progress bar")
 
     lb = sub.add_parser("leaderboard", help="regenerate LEADERBOARD.md from the results")
     lb.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -133,12 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import load_suite
+    from bench.executors import make_executor
     from bench.runner import run_suite
 
+    executor = make_executor(args.executor, workers=args.workers, address=args.address,
+                             cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell)
     suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds, model_path=args.sd_path,
                        lm_path=args.lm_path)
+    if args.keep_synthetic:
+        suite = suite.model_copy(update={"keep_synthetic": True})
     s = run_suite(suite, args.out, device=args.device, force=args.force, quiet=args.quiet, data_dir=args.data_dir,
-                  cell_timeout=args.cell_timeout)
+                  cell_timeout=args.cell_timeout, executor=executor)
     print(f"{suite.name} [{suite.preset}]: {len(s.done)} done, {len(s.skipped)} up to date, "
           f"{len(s.failed)} failed; results in {args.out}")
     for path in s.failed:
@@ -146,6 +211,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if s.stopped:
         print(f"bench: {s.stopped}", file=sys.stderr)
     return 1 if s.failed else 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from bench.config import load_suite
+    from bench.rescore import rescore
+
+    if not args.results.is_dir():  # before the suite is loaded and the data read
+        problem = "is not a folder" if args.results.exists() else "does not exist"
+        raise BenchError(f"results folder {args.results} {problem}")
+    suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds, model_path=args.sd_path,
+                       lm_path=args.lm_path)
+    s = rescore(suite, args.results, device=args.device, data_dir=args.data_dir, quiet=args.quiet)
+    print(f"{suite.name} [{suite.preset}]: {s.line()}; results in {args.results}")
+    return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -298,8 +377,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "leaderboard": cmd_leaderboard, "stats": cmd_stats, "report": cmd_report,
-            "compare": cmd_compare, "fid": cmd_fid, "ls": cmd_ls, "validate": cmd_validate}
+COMMANDS = {"run": cmd_run, "rescore": cmd_rescore, "leaderboard": cmd_leaderboard, "stats": cmd_stats,
+            "report": cmd_report, "compare": cmd_compare, "fid": cmd_fid, "ls": cmd_ls, "validate": cmd_validate}
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -213,6 +213,10 @@ class SuiteConfig(_Strict):
     # (None: no limit; `bench run --cell-timeout` overrides). Not part of the config hash: a limit does
     # not change what a finished cell computes.
     cell_timeout: PositiveFloat | None = None
+    # Also save each cell's whole synthetic split under <out>/.synthetic (bench.artifacts), so that
+    # synthetic-quality metrics can be recomputed by `bench rescore`; `bench run --keep-synthetic` sets
+    # it. Not part of the config hash either: it changes what is stored, not what a cell computes.
+    keep_synthetic: bool = False
     preset: Slug = DEFAULT_PRESET  # filled in by load_suite; not written in the file
 
     @field_validator("datasets", "metrics", "strategies", mode="before")

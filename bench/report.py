@@ -12,7 +12,9 @@ One section per suite family (suite, version, preset), reusing the leaderboard's
   against the synthetic examples added; against the real training examples where a data set has
   several budgets; validation accuracy against the synthetic total per round of the loop), |U_tau| and
   the mean uncertainty per round of the loop strategies, a forest plot of the paired differences
-  against real_only, and the cost: gain over real_only against the extra compute per cell.
+  against real_only, and the cost: gain over real_only against the extra compute per cell; for image
+  suites, a grid of the synthetic thumbnails each strategy kept in its artifacts (bench.artifacts; the
+  first seed that has them), where the results have artifacts files.
 
 The output is a pure function of the results: no timestamps, sorted order, and matplotlib's SVG writer
 with a fixed hash salt, no date and no creator line, so rebuilding unchanged results rewrites
@@ -24,6 +26,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +34,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from bench import leaderboard
+from bench import artifacts, leaderboard
 from bench import stats as paired
 from bench.config import budget_text
 from bench.errors import BenchError
-from bench.results import budget_segment
+from bench.results import budget_segment, cell_path
 
 FIGURES = "figures"  # sub-folder of the output folder holding the SVG files
 INDEX = "index.html"
@@ -84,7 +87,7 @@ def build(results: Path, out: Path) -> list[Path]:
     for key in sorted(groups, key=paired.group_order):  # numeric budgets first, in order, then forms
         families[key[:3]][key[3:]] = groups[key]
     figures: dict[str, bytes] = {}  # file name -> SVG bytes
-    sections = [_section(fam, families[fam], verdicts.get(fam, []), figures) for fam in sorted(families)]
+    sections = [_section(fam, families[fam], verdicts.get(fam, []), figures, results) for fam in sorted(families)]
     page = _page(sections, sorted(families))
     fig_dir = out / FIGURES
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -320,6 +323,55 @@ def uncertainty_figure(records: Sequence[Mapping[str, Any]], colours: Mapping[st
     return fig
 
 
+def synthetic_samples(records: Sequence[Mapping[str, Any]], results: Path) -> list[tuple[str, int, dict[str, np.ndarray]]]:
+    """(strategy, seed, artifact arrays) of each strategy (in order) whose artifacts hold thumbnails: its
+    first seed that has them. An artifacts file that is missing or damaged is left out with a warning."""
+    out = []
+    for strategy, rs in _by_strategy(_ok(records)).items():
+        for r in rs:
+            if not artifacts.has_sidecar(r):
+                continue
+            s, c = r["suite"], r["cell"]
+            try:
+                path = cell_path(results, s["name"], s["version"], s["preset"], c["dataset"], c["budget"],
+                                 c["strategy"], c["seed"])
+                arrays = artifacts.read_sidecar(path, dict(r))
+            except BenchError as exc:
+                print(f"bench: warning: no thumbnails of {strategy} seed {c['seed']}: {exc}", file=sys.stderr)
+                continue
+            if len(arrays.get("thumbnails", ())):
+                out.append((strategy, int(c["seed"]), arrays))
+                break
+    return out
+
+
+def thumbnail_figure(samples: Sequence[tuple[str, int, Mapping[str, np.ndarray]]]) -> Any | None:
+    """A grid of synthetic thumbnails: one row per strategy, each image titled with its class."""
+    if not samples:
+        return None
+    from matplotlib.figure import Figure
+
+    cols = max(len(a["thumbnails"]) for _, _, a in samples)
+    fig = Figure(figsize=(1.4 + 0.6 * cols, 0.2 + 0.75 * len(samples)), layout="constrained")
+    axes = fig.subplots(len(samples), cols, squeeze=False)
+    for row, (strategy, seed, arrays) in enumerate(samples):
+        thumbs, names = arrays["thumbnails"], arrays.get("sample_classes", np.array([], dtype=str))
+        for j, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(thumbs):
+                ax.set_axis_off()
+                continue
+            img = thumbs[j]
+            grey = img.shape[-1] == 1
+            ax.imshow(img[..., 0] if grey else img, cmap="gray" if grey else None, vmin=0, vmax=255,
+                      interpolation="nearest")
+            if j < len(names):
+                ax.set_title(str(names[j])[:10], fontsize=6, pad=1)
+        axes[row][0].set_ylabel(f"{strategy}\nseed {seed}", rotation=0, ha="right", va="center", fontsize=7)
+    return fig
+
+
 def _label(c: paired.Comparison, several: bool) -> str:
     return f"{c.strategy} ({c.dataset} {budget_segment(c.budget)})" if several else c.strategy
 
@@ -450,7 +502,7 @@ def _img(name: str, alt: str, caption: str) -> str:
 
 
 def _section(family: Family, groups: Mapping[Group, Sequence[Mapping[str, Any]]],
-             comparisons: Sequence[paired.Comparison], figures: dict[str, bytes]) -> str:
+             comparisons: Sequence[paired.Comparison], figures: dict[str, bytes], results: Path | None = None) -> str:
     suite, version, preset = family
     records = [r for rs in groups.values() for r in rs]
     primary = records[0]["suite"]["primary_metric"]
@@ -493,6 +545,10 @@ def _section(family: Family, groups: Mapping[Group, Sequence[Mapping[str, Any]]]
             "validation accuracy against the synthetic total per round of the loop strategies.")
         add(f"{where}-uncertainty.svg", lambda rs=rs: uncertainty_figure(rs, colours), f"uncertainty per round, {title}",
             f"Uncertainty per round, {title}: |U_tau| and the mean uncertainty score in U_tau and in the pool.")
+        if results is not None:
+            add(f"{where}-synthetic.svg", lambda rs=rs: thumbnail_figure(synthetic_samples(rs, results)),
+                f"synthetic images, {title}", f"Synthetic images, {title}: a seeded sample of each strategy's synthetic "
+                "data, spread over the classes (the first seed whose artifacts hold one), one row per strategy.")
     for dataset in dict.fromkeys(d for d, _ in groups):
         by_budget = {g: rs for g, rs in groups.items() if g[0] == dataset}
         add(f"{stem}-{dataset}-budgets.svg", lambda b=by_budget: budget_figure(b, primary, colours),

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 import jsonschema
 
+from bench.artifacts import PAYLOAD, write_files, write_payload
 from bench.data import write_atomic
 from bench.errors import BenchError
 
@@ -73,7 +74,9 @@ def validate_result(record: Any) -> None:
 
 def encode_result(record: dict[str, Any]) -> str:
     """The JSON text of a record, validated against the schema (what lands on disk: numpy scalars
-    become JSON numbers). BenchError names the first problem, e.g. a value that is not JSON."""
+    become JSON numbers). BenchError names the first problem, e.g. a value that is not JSON. The arrays
+    a record carries to the writer (bench.artifacts.PAYLOAD) are not part of it."""
+    record = {k: v for k, v in record.items() if k != PAYLOAD}
     try:
         text = json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"
     except (TypeError, ValueError, RecursionError) as exc:
@@ -86,8 +89,16 @@ def write_result(path: Path, record: dict[str, Any]) -> None:
     """Validate, then write atomically (bench.data.write_atomic: a temporary file named TEMP_PREFIX...,
     fsynced, renamed into place, the folder fsynced), so that neither an interruption nor a power loss
     leaves a truncated result behind. OSError (a full disk, an unwritable folder, a folder at `path`)
-    propagates."""
-    write_atomic(path, encode_result(record).encode(), prefix=TEMP_PREFIX)
+    propagates.
+
+    A record carrying artifacts (bench.artifacts.PAYLOAD, from run_cell) has them taken out and written
+    first, beside the result (and under <out>/.synthetic where the synthetic split is kept), and names
+    them under `artifacts`; the record is validated before anything is written."""
+    encode_result(record)
+    files = write_payload(path, record)
+    text = encode_result(record)
+    write_files(files, prefix=TEMP_PREFIX)
+    write_atomic(path, text.encode(), prefix=TEMP_PREFIX)
 
 
 def save_fallback(out: Path, path: Path, record: dict[str, Any]) -> Path | None:
@@ -96,6 +107,7 @@ def save_fallback(out: Path, path: Path, record: dict[str, Any]) -> Path | None:
     neither resumption nor the leaderboard reads). Returns where it went, None if nowhere."""
     rel = os.path.relpath(os.path.normpath(path), os.path.normpath(out))
     name = "unsaved-" + rel.replace(os.sep, "--")
+    record = {k: v for k, v in record.items() if k != PAYLOAD}  # the record, not its arrays
     text = json.dumps(json_safe(record, strict=False), indent=2) + "\n"
     for folder in (Path(out) / UNSAVED_DIR, Path(tempfile.gettempdir()) / "bench-unsaved"):
         try:

@@ -1,11 +1,15 @@
 """Expands a suite into cells and runs them: one result JSON per (dataset, budget, strategy, seed),
 skipping cells whose result already exists with the same config hash (so an interrupted run
 resumes where it stopped); `force` recomputes. A cell that raises is written as an error result
-with its partial timings, and the grid goes on."""
+with its partial timings, and the grid goes on. Where the cells run (in this process, a local process
+pool, a Ray cluster) is an executor's business (bench.executors); every executor runs a cell through
+`run_cell`, and the records are written here, in the driver."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import random
 import sys
 import tempfile
 import traceback
@@ -16,15 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import __version__
+from bench import __version__, artifacts
 from bench.compat import check_suite
 from bench.compute import ComputeMeter
 from bench.config import KeyedSpec, NamedSpec, SuiteConfig, config_hash
 from bench.data import DatasetSplits
-from bench.device import resolve_device
 from bench.environment import code_version, hardware, package_versions
 from bench.errors import BenchError
 from bench.evaluation import EvalContext, check_metric_params, evaluate
+from bench.executors import Executor, Job, Sequential
 from bench.progress import Progress
 from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES
 from bench.results import (
@@ -148,13 +152,15 @@ def check_writable(out: Path) -> None:
 
 
 def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool = False, quiet: bool = False,
-              data_dir: str | None = None, cell_timeout: float | None = None) -> RunSummary:
-    """Run the suite's pending cells into `out`. `cell_timeout` (seconds) overrides the suite's limit.
-    A record that cannot be written to its cell path (a full disk, a folder in its place) is saved by
-    `save_fallback`, the cell counts as failed and the run goes on; if it cannot be saved anywhere, the
-    run stops (`RunSummary.stopped`)."""
+              data_dir: str | None = None, cell_timeout: float | None = None,
+              executor: Executor | None = None) -> RunSummary:
+    """Run the suite's pending cells into `out` with `executor` (default: one after another in this
+    process). `cell_timeout` (seconds) overrides the suite's limit. A record that cannot be written to its
+    cell path (a full disk, a folder in its place) is saved by `save_fallback`, the cell counts as failed
+    and the run goes on; if it cannot be saved anywhere, the run stops (`RunSummary.stopped`)."""
     out = Path(out)
-    dev = resolve_device(device)
+    executor = Sequential() if executor is None else executor
+    executor.check(device)
     cells = expand_cells(suite)
     check_model_path(suite)
     check_writable(out)
@@ -167,36 +173,44 @@ def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool =
     # run at once with its own error (each data set once per run, only if some cell still needs it).
     loaded: dict[str, DatasetSplits] = {}
     for cell, todo in zip(cells, pending):
-        key = repr(cell.config["dataset"])
-        if todo and key not in loaded:
-            loaded[key] = load_dataset(cell.dataset, data_dir)
+        if todo and data_key(cell) not in loaded:
+            loaded[data_key(cell)] = load_dataset(cell.dataset, data_dir)
+    todo = [(cell, path) for cell, path, p in zip(cells, paths, pending) if p]
+    job = Job(suite=suite, device=device, timeout=timeout, data_dir=data_dir, quiet=quiet)
     with Progress(quiet) as progress, progress.task(f"{suite.name} [{suite.preset}]", total=len(cells)) as bar:
-        for cell, path, todo in zip(cells, paths, pending):
-            if not todo:
+        for cell, path, p in zip(cells, paths, pending):
+            if not p:
                 summary.skipped.append(path)
                 bar.advance(status=f"up to date: {cell.label()}")
-                continue
-            record = run_cell(suite, cell, loaded[repr(cell.config["dataset"])], dev, quiet, timeout=timeout)
-            try:
-                write_result(path, record)
-            except (OSError, BenchError) as exc:  # the cell is computed: keep its record somewhere
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                summary.failed.append(path)
-                saved = save_fallback(out, path, record)
-                if saved is None:
-                    summary.stopped = (f"cannot write {path} ({reason}) and cannot save the record anywhere else "
-                                       "(is the disk full?); stopped before the remaining cells")
-                    break
-                summary.unsaved.append(saved)
-                print(f"bench: warning: cannot write {path} ({reason}); its {record['status']} record is saved "
-                      f"in {saved}", file=sys.stderr)
-                bar.advance(status=f"{cell.label()}: not written")
-                continue
-            (summary.done if record["status"] == "ok" else summary.failed).append(path)
-            if record["status"] != "ok":
-                progress.log(f"[red]error[/red] in {cell.label()}: {record['error']['message']}")
-            bar.advance(status=f"{cell.label()}: {record['status']}")
+        # Records arrive as cells finish (in any order under a parallel executor); each is written at once.
+        with contextlib.closing(executor.run(job, [cell for cell, _ in todo], loaded)) as records:
+            for i, record in records:
+                cell, path = todo[i]
+                try:
+                    write_result(path, record)
+                except (OSError, BenchError) as exc:  # the cell is computed: keep its record somewhere
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    summary.failed.append(path)
+                    saved = save_fallback(out, path, record)
+                    if saved is None:
+                        summary.stopped = (f"cannot write {path} ({reason}) and cannot save the record anywhere "
+                                           "else (is the disk full?); stopped before the remaining cells")
+                        break
+                    summary.unsaved.append(saved)
+                    print(f"bench: warning: cannot write {path} ({reason}); its {record['status']} record is saved "
+                          f"in {saved}", file=sys.stderr)
+                    bar.advance(status=f"{cell.label()}: not written")
+                    continue
+                (summary.done if record["status"] == "ok" else summary.failed).append(path)
+                if record["status"] != "ok":
+                    progress.log(f"[red]error[/red] in {cell.label()}: {record['error']['message']}")
+                bar.advance(status=f"{cell.label()}: {record['status']}")
     return summary
+
+
+def data_key(cell: Cell) -> str:
+    """Cells with the same key use the same loaded data set (its name and parameters)."""
+    return repr(cell.config["dataset"])
 
 
 def _up_to_date(path: Path, digest: str) -> bool:
@@ -219,7 +233,68 @@ def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.
     """Run one cell and return its result record (status ok or error). Whatever the strategy does (raise,
     call sys.exit(), run past `timeout` seconds, log what JSON cannot hold), the record is a valid result;
     only KeyboardInterrupt stops the run."""
-    record: dict[str, Any] = {
+    record = _new_record(suite, cell)
+    phases: dict[str, float] = {}
+    meter = ComputeMeter(device)
+    with meter:
+        try:
+            with time_limit(timeout):
+                # The global generators, for third-party code that draws from them: seeded here, a cell's result
+                # does not depend on what ran before it in this process (executors run cells in any order).
+                random.seed(cell.seed)
+                np.random.seed(cell.seed)
+                torch.manual_seed(cell.seed)
+                task = Task.build(data, cell.budget, suite.val_per_class, cell.seed, suite.model, suite.train,
+                                  test_per_class=suite.test_per_class, synthetic=suite.synthetic,
+                                  device=str(device), quiet=quiet)
+                # Which real examples the cell trained on: strategies of one seed must agree (paired tests).
+                record["real_data"] = {"fingerprint": task.real_fingerprint, "train_examples": len(task.train),
+                                       "val_examples": len(task.val), "test_examples": len(task.test)}
+                strategy = STRATEGIES.build(cell.strategy.name, cell.strategy.params)
+                result = strategy.run(task)
+                # A log that JSON cannot hold (a set, an object) is an error naming its key, found before the
+                # evaluation rather than when the record is written.
+                log = json_safe(result.log, "strategy_log")
+                if not isinstance(log, dict):
+                    raise TypeError(f"strategy_log must be a mapping, got {type(result.log).__name__}")
+                phases["strategy_seconds"] = meter.record()["wall_seconds"]
+                # float64, as EvalContext promises: the same numbers a later `bench rescore` reads back
+                # from the cell's artifacts (bench.artifacts.stored_probs keeps them exactly).
+                probs = np.asarray(result.classifier.predict_proba(task.test.x), dtype=np.float64)
+                # A model that predicts a single class everywhere (a near-constant network) is flagged in every
+                # result: its "robustness" or "fairness" would otherwise pass for a real score.
+                record["predicted_classes"] = int(len(np.unique(np.asarray(probs).argmax(axis=1))))
+                record["degenerate"] = record["predicted_classes"] <= 1
+                ctx = EvalContext(task=task, classifier=result.classifier, y_true=task.test.y, probs=probs,
+                                  synthetic=result.synthetic)
+                record["metrics"] = evaluate(suite.metrics, ctx)
+                record["strategy_log"] = log
+                # Test probabilities and a sample (or, with keep_synthetic, all) of the synthetic data, written
+                # beside the result by write_result, so that metrics can be recomputed without retraining.
+                record[artifacts.PAYLOAD] = artifacts.collect(probs, result.synthetic, task.data.modality,
+                                                              task.data.classes, cell.seed, suite.keep_synthetic)
+                phases["evaluation_seconds"] = meter.record()["wall_seconds"] - phases["strategy_seconds"]
+        except CellTimeout as exc:
+            _fail(record, "Timeout", str(exc))
+        except SystemExit as exc:  # a plug-in's sys.exit() must not end the run silently
+            _fail(record, "SystemExit", f"the strategy called sys.exit({exc.code!r})")
+        except Exception as exc:  # an error result is a result: never drop a failed cell
+            _fail(record, type(exc).__name__, str(exc))
+    record["compute"] = {**meter.record(), "phases": phases}
+    record["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    try:
+        encode_result(record)
+    except BenchError as exc:  # e.g. a metric value that JSON cannot hold: the record says so instead
+        record.update(metrics={}, strategy_log={})
+        _fail(record, "InvalidResult", str(exc))
+    if record["status"] != "ok":  # an error result has no artifacts (e.g. a timeout after they were collected)
+        record.pop(artifacts.PAYLOAD, None)
+    return record
+
+
+def _new_record(suite: SuiteConfig, cell: Cell) -> dict[str, Any]:
+    """A cell's record before it runs: status ok, no metrics yet, and this process's provenance."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "suite": {"name": suite.name, "version": suite.version, "preset": suite.preset, "primary_metric": suite.primary_metric},
         "cell": {"dataset": cell.dataset.name, "budget": cell.budget, "strategy": cell.strategy.key, "seed": cell.seed},
@@ -235,49 +310,22 @@ def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.
         "hardware": hardware(),
         "created_at": "",
     }
-    phases: dict[str, float] = {}
-    meter = ComputeMeter(device)
-    with meter:
-        try:
-            with time_limit(timeout):
-                np.random.seed(cell.seed)  # for third-party code that draws from numpy's global generator
-                task = Task.build(data, cell.budget, suite.val_per_class, cell.seed, suite.model, suite.train,
-                                  test_per_class=suite.test_per_class, synthetic=suite.synthetic,
-                                  device=str(device), quiet=quiet)
-                # Which real examples the cell trained on: strategies of one seed must agree (paired tests).
-                record["real_data"] = {"fingerprint": task.real_fingerprint, "train_examples": len(task.train),
-                                       "val_examples": len(task.val), "test_examples": len(task.test)}
-                strategy = STRATEGIES.build(cell.strategy.name, cell.strategy.params)
-                result = strategy.run(task)
-                # A log that JSON cannot hold (a set, an object) is an error naming its key, found before the
-                # evaluation rather than when the record is written.
-                log = json_safe(result.log, "strategy_log")
-                if not isinstance(log, dict):
-                    raise TypeError(f"strategy_log must be a mapping, got {type(result.log).__name__}")
-                phases["strategy_seconds"] = meter.record()["wall_seconds"]
-                probs = result.classifier.predict_proba(task.test.x)
-                # A model that predicts a single class everywhere (a near-constant network) is flagged in every
-                # result: its "robustness" or "fairness" would otherwise pass for a real score.
-                record["predicted_classes"] = int(len(np.unique(np.asarray(probs).argmax(axis=1))))
-                record["degenerate"] = record["predicted_classes"] <= 1
-                ctx = EvalContext(task=task, classifier=result.classifier, y_true=task.test.y, probs=probs,
-                                  synthetic=result.synthetic)
-                record["metrics"] = evaluate(suite.metrics, ctx)
-                record["strategy_log"] = log
-                phases["evaluation_seconds"] = meter.record()["wall_seconds"] - phases["strategy_seconds"]
-        except CellTimeout as exc:
-            _fail(record, "Timeout", str(exc))
-        except SystemExit as exc:  # a plug-in's sys.exit() must not end the run silently
-            _fail(record, "SystemExit", f"the strategy called sys.exit({exc.code!r})")
-        except Exception as exc:  # an error result is a result: never drop a failed cell
-            _fail(record, type(exc).__name__, str(exc))
-    record["compute"] = {**meter.record(), "phases": phases}
+
+
+def error_record(suite: SuiteConfig, cell: Cell, kind: str, message: str, device: str = "cpu",
+                 wall_seconds: float = 0.0, detail: str = "") -> dict[str, Any]:
+    """The error result of a cell that produced no record of its own (its worker died, or could not load
+    the suite's plug-ins): the format of run_cell's error rows, `kind` as error.type. Its provenance is
+    this process's, and its compute is what this process saw: `wall_seconds` until the failure; the
+    CPU time and memory of a dead worker are unknown and recorded as 0."""
+    record = _new_record(suite, cell)
+    record["status"] = "error"
+    lines = message.strip().splitlines()
+    record["error"] = {"type": kind, "message": lines[0] if lines else "", "traceback": detail}
+    record["compute"] = {"wall_seconds": max(0.0, wall_seconds), "cpu_seconds": 0.0, "cpu_hours": 0.0,
+                         "peak_rss_bytes": 0, "peak_rss_scope": "process", "device": device,
+                         "gpu_peak_memory_bytes": None, "gpu_hours": None, "phases": {}}
     record["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    try:
-        encode_result(record)
-    except BenchError as exc:  # e.g. a metric value that JSON cannot hold: the record says so instead
-        record.update(metrics={}, strategy_log={})
-        _fail(record, "InvalidResult", str(exc))
     return record
 
 

@@ -115,14 +115,14 @@ def _label_disparity(ctx: EvalContext, attribute: str, ratio: bool) -> dict[str,
     return {"synthetic": synthetic, "real": real, "shift": synthetic - real}
 
 
-@METRICS.register("synthetic_parity_difference", higher_is_better=False, modalities=("tabular",))
+@METRICS.register("synthetic_parity_difference", higher_is_better=False, modalities=("tabular",), needs="synthetic")
 def synthetic_parity_difference(ctx: EvalContext, attribute: str = "race") -> dict[str, float] | None:
     """Statistical parity difference of the label, max - min over groups of P(y = 1 given group), in
     the synthetic rows vs the real training budget (see the module docstring)."""
     return _label_disparity(ctx, attribute, ratio=False)
 
 
-@METRICS.register("synthetic_disparate_impact", higher_is_better=True, modalities=("tabular",))
+@METRICS.register("synthetic_disparate_impact", higher_is_better=True, modalities=("tabular",), needs="synthetic")
 def synthetic_disparate_impact(ctx: EvalContext, attribute: str = "race") -> dict[str, float] | None:
     """Disparate impact ratio of the label, min / max over groups of P(y = 1 given group), in the
     synthetic rows vs the real training budget (see the module docstring)."""

@@ -247,7 +247,7 @@ def _global_numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
-@METRICS.register("fid", higher_is_better=False, modalities=IMAGE)
+@METRICS.register("fid", higher_is_better=False, modalities=IMAGE, needs="synthetic")
 def fid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> float | None:
     """Frechet Inception distance between `samples` synthetic and `reference_samples` real test images
     (seeded subsets; all of them where a set is smaller), clean-fid's estimator. Biased upwards at small N (the bias grows as N shrinks):
@@ -290,7 +290,7 @@ def _onto_joint_span(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np
     return real @ vt.T, fake @ vt.T
 
 
-@METRICS.register("kid", higher_is_better=False, modalities=IMAGE)
+@METRICS.register("kid", higher_is_better=False, modalities=IMAGE, needs="synthetic")
 def kid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, subsets: int = KID_SUBSETS,
         subset_size: int = KID_SUBSET_SIZE) -> float | None:
     """Kernel Inception distance (Binkowski et al. 2018): the unbiased MMD^2 with kernel
@@ -329,7 +329,7 @@ def prdc_from_features(real: np.ndarray, fake: np.ndarray, nearest_k: int = NEAR
     return {k: float(v) for k, v in out.items()}
 
 
-@METRICS.register("coverage", higher_is_better=True, modalities=IMAGE_AND_TEXT)
+@METRICS.register("coverage", higher_is_better=True, modalities=IMAGE_AND_TEXT, needs="synthetic")
 def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
              nearest_k: int = NEAREST_K) -> float | None:
     """Coverage (Naeem et al. 2020, prdc): the share of real test images whose ball to their k-th
@@ -340,7 +340,7 @@ def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
     return None if out is None else out["coverage"]
 
 
-@METRICS.register("density", higher_is_better=True, modalities=IMAGE_AND_TEXT)
+@METRICS.register("density", higher_is_better=True, modalities=IMAGE_AND_TEXT, needs="synthetic")
 def density(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
             nearest_k: int = NEAREST_K) -> float | None:
     """Density (Naeem et al. 2020, prdc): how many real k-NN balls hold a synthetic image, divided by
@@ -351,7 +351,7 @@ def density(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
     return None if out is None else out["density"]
 
 
-@METRICS.register("one_nn_accuracy", higher_is_better=False, modalities=IMAGE_AND_TEXT)
+@METRICS.register("one_nn_accuracy", higher_is_better=False, modalities=IMAGE_AND_TEXT, needs="synthetic")
 def one_nn_accuracy(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> float | None:
     """Leave-one-out 1-nearest-neighbour two-sample test (Lopez-Paz & Oquab 2017; Xu et al. 2018):
     every real and synthetic image is classified by the origin of its nearest other image in Inception

@@ -90,7 +90,7 @@ def _encode(ctx: EvalContext, schema: Any, *splits: Any) -> list[np.ndarray]:
     return [encoder.transform(table(s)) for s in splits]
 
 
-@METRICS.register("sdmetrics_quality", higher_is_better=True, modalities=TABULAR)
+@METRICS.register("sdmetrics_quality", higher_is_better=True, modalities=TABULAR, needs="synthetic")
 def sdmetrics_quality(ctx: EvalContext, samples: int = 1000) -> float | None:
     """sdmetrics' overall quality score of at most `samples` synthetic rows against at most `samples`
     real training rows, in [0, 1]."""
@@ -123,7 +123,7 @@ def _detector(model: str, seed: int) -> Any:
     raise BenchError(f"detection_auc: unknown model {model!r} (hist_gradient_boosting, logistic)")
 
 
-@METRICS.register("detection_auc", higher_is_better=False, modalities=("tabular", "text"))
+@METRICS.register("detection_auc", higher_is_better=False, modalities=("tabular", "text"), needs="synthetic")
 def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", samples: int = 1000,
                   folds: int = 5) -> float | None:
     """Mean cross-validated ROC AUC of `model` telling balanced real and synthetic rows apart; 0.5
@@ -178,7 +178,7 @@ def _dcr_medians(ctx: EvalContext, samples: int) -> tuple[float, float] | None:
     return tuple(float(np.median(nn.kneighbors(a)[0][:, 0])) for a in (synthetic, holdout))
 
 
-@METRICS.register("dcr", higher_is_better=True, modalities=TABULAR)
+@METRICS.register("dcr", higher_is_better=True, modalities=TABULAR, needs="synthetic")
 def dcr(ctx: EvalContext, samples: int = 1000) -> float | None:
     """Median distance from a synthetic row to its closest real training row (encoded space: one-hot
     categories, numerics in training standard deviations); 0 when the rows are copies."""
@@ -186,7 +186,7 @@ def dcr(ctx: EvalContext, samples: int = 1000) -> float | None:
     return None if medians is None else medians[0]
 
 
-@METRICS.register("dcr_ratio", higher_is_better=True, modalities=TABULAR)
+@METRICS.register("dcr_ratio", higher_is_better=True, modalities=TABULAR, needs="synthetic")
 def dcr_ratio(ctx: EvalContext, samples: int = 1000) -> float | None:
     """`dcr` over the median distance from real held-out rows to the training rows: ~1 ideal, < 1
     synthetic rows sit closer to the training rows than new real rows do. None when held-out rows

@@ -77,7 +77,7 @@ def _bert_scorer(device: str) -> Any:
                       rescale_with_baseline=False, idf=False)
 
 
-@METRICS.register("bertscore", higher_is_better=True, modalities=TEXT)
+@METRICS.register("bertscore", higher_is_better=True, modalities=TEXT, needs="synthetic")
 def bertscore(ctx: EvalContext, samples: int = 200) -> float | None:
     """Mean BERTScore F1 (Zhang et al. 2020) of at most `samples` synthetic texts (a seeded subset),
     each against its nearest real training text. MiniLM-based and unrescaled: the token embeddings are
@@ -96,7 +96,7 @@ def bertscore(ctx: EvalContext, samples: int = 200) -> float | None:
     return float(f1.mean())
 
 
-@METRICS.register("bleu", higher_is_better=True, modalities=TEXT)
+@METRICS.register("bleu", higher_is_better=True, modalities=TEXT, needs="synthetic")
 def bleu(ctx: EvalContext, samples: int = 1000) -> float | None:
     """sacrebleu's corpus BLEU-4 (default 13a tokenisation, case-sensitive, 0-100) of at most
     `samples` synthetic texts (a seeded subset), each with its nearest real training text as its one
@@ -110,7 +110,7 @@ def bleu(ctx: EvalContext, samples: int = 1000) -> float | None:
     return float(corpus_bleu(texts, [_nearest_real(ctx, texts)]).score)
 
 
-@METRICS.register("self_bleu", higher_is_better=False, modalities=TEXT)
+@METRICS.register("self_bleu", higher_is_better=False, modalities=TEXT, needs="synthetic")
 def self_bleu(ctx: EvalContext, samples: int = 100) -> float | None:
     """Self-BLEU (Zhu et al. 2018, Texygen), a diversity score: within a seeded subset of at most
     `samples` synthetic texts, the mean sentence BLEU-4 (0-100) of each text with all the others as its
