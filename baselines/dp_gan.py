@@ -58,7 +58,7 @@ class DPGANBaseline(SynthesisStrategy):
             real, info = embedding_view(task, task.train), DatasetInfo(task.data.name, "vector", tuple(task.data.classes))
         # cached: one fit per budget and seed
         generator, gen_log = self.fitted_generator(task, "dp_gan", params, real=real, info=info)
-        labels = np.repeat(np.arange(task.num_classes), self.settings(task).budget_per_class)
+        labels = np.repeat(np.arange(task.num_classes), self.per_class(task))
         synthetic = generator.sample(len(labels), Conditions(labels=labels), np.random.default_rng([task.seed, 3]))
         if info is not None:
             synthetic = embedded_examples(synthetic)

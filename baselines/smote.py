@@ -58,7 +58,7 @@ class Smote(SynthesisStrategy):
     def run(self, task: Task) -> StrategyResult:
         text = task.data.modality == "text"
         real = embedding_view(task, task.train) if text else task.train
-        synthetic = smote_samples(real, self.settings(task).budget_per_class, self.k_neighbors, task.seed,
+        synthetic = smote_samples(real, self.per_class(task), self.k_neighbors, task.seed,
                                   task.data.schema)
         if text:
             synthetic = embedded_examples(synthetic)

@@ -101,7 +101,8 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
                 caps = STRATEGIES.caps(spec.name)
                 synthetic = None
                 if caps.synthesises:
-                    synthetic = {"budget_per_class": suite.synthetic.budget_per_class,
+                    own = getattr(strategy, "budget_per_class", None)  # a strategy's override (SynthesisStrategy)
+                    synthetic = {"budget_per_class": suite.synthetic.budget_per_class if own is None else own,
                                  "mix_ratio": suite.synthetic.mix_ratio,
                                  "generator": generator if caps.uses_generator else None}
                 versions = {"dataset": DATASETS.caps(ds.name).version, "model": MODELS.caps(suite.model.name).version,
@@ -128,7 +129,14 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
 
 
 def _params(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))
+    """A component's parameter record; fields marked omit_if_none are left out while None."""
+    if not dataclasses.is_dataclass(obj):
+        return dict(vars(obj))
+    record = dataclasses.asdict(obj)
+    for f in dataclasses.fields(obj):
+        if f.metadata.get("omit_if_none") and record.get(f.name) is None:
+            del record[f.name]
+    return record
 
 
 def check_model_path(suite: SuiteConfig) -> None:

@@ -7,7 +7,9 @@ import copy
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
+from tiny_suite import GOOD
 
 from bench.config import validate_suite
 from bench.registry import GENERATORS, METRICS, MODELS, STRATEGIES
@@ -86,3 +88,21 @@ def test_two_suite_versions_never_share_a_result_path():
     v1 = cell_path(Path("out"), "s", 1, "cpu", "cifar10", 10, "real_only", 0)
     v2 = cell_path(Path("out"), "s", 2, "cpu", "cifar10", 10, "real_only", 0)
     assert v1 != v2 and v1.name == v2.name == "seed0.json"
+
+
+def test_a_strategys_own_synthetic_budget_enters_only_its_cells(tmp_path, tiny_task):
+    """budget_per_class on a strategy overrides the suite's (a synthetic-budget frontier in one suite): its
+    cells record and hash the effective budget, the strategy adds that many, and strategies without the
+    override keep the record (and hash) they had before the field existed."""
+    from bench.config import load_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(GOOD.replace("strategies: [real_only]", "strategies: [smote, {name: smote, id: smote_7, params: "
+                                  "{budget_per_class: 7}}]\nsynthetic: {generator: {name: pca_gmm}, budget_per_class: 2,"
+                                  " mix_ratio: 0.5}"))
+    plain, seven = expand_cells(load_suite(str(suite)))
+    assert "budget_per_class" not in plain.config["strategy"]["params"]
+    assert plain.config["synthetic"]["budget_per_class"] == 2 and seven.config["synthetic"]["budget_per_class"] == 7
+    assert plain.hash != seven.hash
+    result = STRATEGIES.build("smote", {"budget_per_class": 3}).run(tiny_task)
+    assert np.bincount(result.synthetic.y).tolist() == [3, 3, 3]
