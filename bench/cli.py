@@ -315,7 +315,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.kind == "suites":
             detail = str(reg.get(name))
         else:
-            detail = ", ".join(f"{k}={'/'.join(v) if isinstance(v, (list, tuple)) else v}" for k, v in reg.meta(name).items())
+            detail = ", ".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in reg.meta(name).items())
         print(f"{name}\t{detail}".rstrip())
     return 0
 

@@ -92,6 +92,12 @@ def test_every_builtin_suite_validates(capsys):
         assert main(["validate", str(path)]) == 0, path
 
 
+@pytest.mark.parametrize("kind", ["datasets", "models", "generators", "strategies", "metrics", "suites"])
+def test_ls_lists_every_registry(kind, capsys):
+    assert main(["ls", kind]) == 0  # capabilities of every type (tuples of numbers too) print
+    assert capsys.readouterr().out.strip()
+
+
 def test_ls_lists_registries(capsys):
     assert main(["ls", "strategies"]) == 0
     assert "real_only" in capsys.readouterr().out
