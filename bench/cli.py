@@ -382,11 +382,12 @@ COMMANDS = {"run": cmd_run, "rescore": cmd_rescore, "leaderboard": cmd_leaderboa
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """The harness's own warnings (a damaged cache entry, a read-only cache) as one line, like its errors;
+    """The harness's own warnings (a damaged cache entry, a read-only cache, a control that differs from
+    the method in more than targeting) as one line, like its errors;
     other libraries' warnings keep Python's format."""
-    from bench.data import CacheWarning
+    from bench.errors import BenchWarning
 
-    if issubclass(category, CacheWarning):
+    if issubclass(category, BenchWarning):
         print(f"bench: warning: {message}", file=file or sys.stderr)
     else:
         _show_warning(message, category, filename, lineno, file, line)

@@ -13,9 +13,11 @@ What is checked, for each data set of the suite:
 """
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, SuiteWarning
 from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES
 
 
@@ -59,12 +61,38 @@ def check_suite(suite: Any, strategies: list[tuple[Any, Any]]) -> None:
                     check(modality, gcaps)
                 except ValueError as exc:
                     raise BenchError(f"{where}: strategy {spec.key!r}: {exc}") from None
+        _check_control(strategies)
         for m in suite.metrics:
             mods = METRICS.caps(m.name).modalities
             if modality not in mods:
                 raise BenchError(f"{where}, but metric {m.key!r} applies to {_list(mods)} data")
         if not ds.params:  # the declared sizes hold for the data set's default parameters
             _check_sizes(ds.name, dcaps, suite)
+
+
+# Parameters of the active loop that only guidance uses (how generation is aimed at U_tau): the control
+# ignores them, so they may differ between random_synthetic and active_synthesis.
+TARGETING_ONLY = ("guidance", "targeting", "min_lift", "bo_trials", "bo_probe", "bo_keep")
+
+
+def _check_control(strategies: list[tuple[Any, Any]]) -> None:
+    """Warn (SuiteWarning) when an active_synthesis entry has no random_synthetic entry with the same loop
+    parameters: the control then differs from the method in more than where the seeds come from."""
+    def loop(strategy: Any) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(strategy).items() if k not in TARGETING_ONLY}
+
+    controls = [(spec, loop(s)) for spec, s in strategies if spec.name == "random_synthetic"]
+    if not controls:
+        return
+    for spec, strategy in strategies:
+        if spec.name != "active_synthesis" or any(params == loop(strategy) for _, params in controls):
+            continue
+        ref_spec, ref = controls[0]
+        mine = loop(strategy)
+        diff = ", ".join(f"{k} {mine[k]!r} vs {ref.get(k)!r}" for k in sorted(mine) if mine[k] != ref.get(k))
+        warnings.warn(f"strategy {spec.key!r} and its control {ref_spec.key!r} differ in more than the targeting "
+                      f"({diff}): the comparison then measures more than where the seeds come from; give both the "
+                      "same loop parameters (a YAML anchor)", SuiteWarning, stacklevel=2)
 
 
 def _check_sizes(name: str, caps: Any, suite: Any) -> None:

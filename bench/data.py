@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from platformdirs import user_cache_dir
 
-from bench.errors import BenchError
+from bench.errors import BenchError, BenchWarning
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -89,7 +89,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR") or user_cache_dir("active-synthesis-bench"))
 
 
-class CacheWarning(UserWarning):
+class CacheWarning(BenchWarning):
     """A cache entry or the cache folder could not be used; the work goes on without it."""
 
 

@@ -115,3 +115,22 @@ def test_console_script_prints_no_traceback(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "Traceback" not in r.stderr
+
+
+def test_a_control_that_differs_from_the_method_in_more_than_targeting_is_a_warning(tmp_path, capsys):
+    """random_synthetic must share active_synthesis's loop parameters; a suite where it does not is valid
+    but gets one warning line naming the difference (targeting-only parameters may differ)."""
+    from tiny_suite import GOOD
+
+    def suite(random_params: str, active_params: str) -> str:
+        path = tmp_path / "s.yaml"
+        path.write_text(GOOD.replace("strategies: [real_only]", "synthetic: {generator: {name: pca_gmm}, "
+                                     "budget_per_class: 1, mix_ratio: 0.5}\nstrategies: [{name: random_synthetic, "
+                                     f"params: {random_params}}}, {{name: active_synthesis, params: {active_params}}}]"))
+        return str(path)
+
+    assert main(["validate", suite("{pool_size: 100}", "{pool_size: 200}")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench: warning:") and "pool_size 200 vs 100" in err[0]
+    assert main(["validate", suite("{pool_size: 100}", "{pool_size: 100, targeting: seeds, min_lift: 2.0}")]) == 0
+    assert capsys.readouterr().err == ""
