@@ -57,13 +57,13 @@ def _balanced(y: np.ndarray, total: float) -> np.ndarray:
 def embedding_view(task: Any, split: Split) -> Split:
     """Text examples as the frozen encoder's embeddings (the task model's input, bench.text): the space in
     which SMOTE interpolates and DP-GAN's vector variant trains on text. float (N, D) in `x`."""
-    from bench.registry import MODELS
+    from bench.text import model_embeddings
 
-    t = MODELS.build(task.model.name, task.model.params).to_tensor(split.x)
-    if not t.is_floating_point():
+    x = model_embeddings(task, split.x)
+    if x is None:
         raise BenchError(f"model {task.model.name!r} does not take embeddings (lora: true fine-tunes the encoder on "
                          "tokens): embedding-space strategies (smote, dp_gan) need the frozen encoder")
-    return Split(t.numpy().reshape(len(split), -1), np.asarray(split.y), dict(split.groups))
+    return Split(x, np.asarray(split.y), dict(split.groups))
 
 
 def embedded_examples(split: Split) -> Split:

@@ -212,16 +212,19 @@ def embed(x: Any, max_tokens: int = 128, device: str = "cpu", batch_size: int = 
     return out
 
 
+def model_embeddings(task: Any, x: Any) -> np.ndarray | None:
+    """The text task model's own input embeddings of `x`, float (N, D), or None when the model takes
+    tokens instead (lora: true fine-tunes its encoder)."""
+    from bench.registry import MODELS
+
+    t = MODELS.build(task.model.name, task.model.params).to_tensor(x)
+    return t.numpy().reshape(len(t), -1) if t.is_floating_point() else None
+
+
 def task_embeddings(task: Any, x: Any, device: str = "cpu") -> np.ndarray:
     """Points of the text task model's embedding space, where embedding-space examples live (text-space
     metrics compare real and synthetic examples there): the model's own input embeddings when its
     encoder is frozen (minilm_head: the 384-d sentence embedding; minilm_choice: [question; options],
     (1 + K) x 384), else (a model that fine-tunes its encoder) the MiniLM sentence embeddings."""
-    from bench.registry import MODELS
-
-    spec = MODELS.build(task.model.name, task.model.params)
-    if not getattr(spec, "lora", False):
-        t = spec.to_tensor(x)
-        if t.is_floating_point():
-            return t.numpy().reshape(len(t), -1)
-    return embed(x, device=device)
+    own = model_embeddings(task, x)
+    return embed(x, device=device) if own is None else own

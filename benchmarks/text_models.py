@@ -20,6 +20,7 @@ refuses them in one line.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,12 +114,16 @@ class LoraEncoder(nn.Module):
         return pooled.reshape(*lead, -1).flatten(len(lead) - 1) if len(lead) > 1 else pooled
 
 
-def _tokens(texts: list[str], max_tokens: int) -> torch.Tensor:
-    """(n, 2, max_tokens) int32 [token ids; attention mask], padded to max_tokens."""
+@functools.lru_cache(maxsize=1)
+def _tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(encoder_path(), local_files_only=True)
-    enc = tok(texts, padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt")
+    return AutoTokenizer.from_pretrained(encoder_path(), local_files_only=True)
+
+
+def _tokens(texts: list[str], max_tokens: int) -> torch.Tensor:
+    """(n, 2, max_tokens) int32 [token ids; attention mask], padded to max_tokens (tokenizer loaded once)."""
+    enc = _tokenizer()(texts, padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt")
     return torch.stack([enc["input_ids"], enc["attention_mask"]], dim=1).to(torch.int32)
 
 
