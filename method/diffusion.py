@@ -35,14 +35,17 @@ from bench.progress import current
 from bench.registry import GENERATORS
 
 
-@GENERATORS.register("diffusion", modalities=("image",))
+@GENERATORS.register("diffusion", modalities=("image",), version=2)  # 2: float32 by default (bf16 was)
 @dataclass
 class ClassConditionalDiffusion:
     """A class-conditional DDPM (diffusers UNet2DModel) trained on the real images.
 
-    The defaults are sized for the 2-core CPU: a 1.07 M-parameter UNet, 1,500 steps at batch 64 with
-    bfloat16 autocast. Measured on 1,000 CIFAR-10 images (32x32, 100 per class) on the shared reference
-    CPU: about 1.05 CPU-seconds per step on one thread, i.e. ~26 min for a fit on one core (an estimated
+    The defaults are sized for the 2-core CPU: a 1.07 M-parameter UNet, 1,500 steps at batch 64, in
+    float32. bfloat16 autocast (`bf16: true`) pays on GPUs and on CPUs with native bf16 arithmetic
+    (AVX-512 BF16, AMX) only: on an AVX2 CPU, one step of the cifar10 suite's CPU-size UNet (16/32/64
+    channels, batch 32, one thread) took 0.82 s in float32 and 6.3 s with bf16 autocast. Measured with
+    bf16 autocast on an earlier AVX-512 machine, 1,000 CIFAR-10 images (32x32, 100 per class): about
+    1.05 CPU-seconds per step on one thread, i.e. ~26 min for a fit on one core (an estimated
     12-16 min on two idle cores); sampling 1,000 images in 20 steps: 82 s on one thread, 45 s on two;
     SDEdit at strength 0.5 half that. Cheaper: batch_size 32 (0.50 CPU-s/step) or block_out_channels
     (16, 32, 64) (0.65 CPU-s/step). Full size for a GPU preset, roughly DDPM's CIFAR-10 model:
@@ -81,7 +84,7 @@ class ClassConditionalDiffusion:
     #                                        x0 = (x_t - sigma_t eps) / alpha_t is ill-conditioned near t = T
     sample_steps: int = 20  # DPM-Solver++ steps for a full sample (strength 1)
     hflip: bool = False  # random horizontal flips during training (augmentation for natural images)
-    bf16: bool = True  # bfloat16 autocast in training and sampling (CPUs with AVX-512 bf16, A100/H100)
+    bf16: bool = False  # bfloat16 autocast in training and sampling: for A100/H100 and CPUs with AVX-512 BF16/AMX
     device: str = "auto"  # auto (CUDA when present), cpu or cuda: fit() receives no device from the task
 
 

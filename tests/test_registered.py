@@ -121,3 +121,18 @@ def test_suite_resolves_in_every_preset(name):
     for preset in presets:
         cells = expand_cells(load_suite(name, preset=preset))
         assert cells and len({c.hash for c in cells}) == len(cells)
+
+
+@pytest.mark.parametrize("name", SUITES.names())
+def test_cpu_preset_computes_in_float32(name):
+    """A suite's default (cpu) preset neither trains its task model nor fits its generator under
+    bfloat16 autocast: on CPUs without native bf16 arithmetic (the AVX2 reference machine) that is 8-10x
+    slower (README "Performance"). The diffusion generator once defaulted to bf16 and made every cifar10
+    synthesis cell take hours; its default is now float32, so a generator that does not say so is fine."""
+    suite = load_suite(name)
+    assert not suite.train.bf16_autocast
+    if suite.synthetic is not None:
+        g = suite.synthetic.generator
+        assert not g.params.get("bf16", False), f"{name}: generator {g.name} asks for bf16 on the CPU"
+        cls = GENERATORS.get(g.name)
+        assert not getattr(cls, "bf16", False), f"generator {g.name} defaults to bf16"
