@@ -228,9 +228,29 @@ def _band(ax: Any, series: list[tuple[float, float, float, int]], colour: str, l
     ax.fill_between(xs, ys - sd, ys + sd, color=colour, alpha=0.15, linewidth=0)
 
 
+def _synthetic_budget(r: Mapping[str, Any]) -> float | None:
+    """A cell's configured synthetic examples per class (0 for a strategy that does not synthesise)."""
+    synthetic = (r.get("config") or {}).get("synthetic")
+    return 0.0 if synthetic is None else _number(synthetic.get("budget_per_class"))
+
+
+def _curves(by: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, list[str]]:
+    """Strategy name -> the strategy ids that run it at two or more synthetic budgets (a frontier preset
+    lists one id per budget), in order of budget, with the reference (budget 0) first where present."""
+    ids: dict[str, dict[float, str]] = defaultdict(dict)
+    for s, rs in by.items():
+        name, budget = (rs[0].get("config") or {}).get("strategy", {}).get("name"), _synthetic_budget(rs[0])
+        if name is not None and budget is not None and s != REFERENCE:
+            ids[name][budget] = s
+    reference = [REFERENCE] if REFERENCE in by else []
+    return {name: reference + [b[k] for k in sorted(b)] for name, b in sorted(ids.items()) if len(b) >= 2}
+
+
 def frontier_figure(records: Sequence[Mapping[str, Any]], primary: str, colours: Mapping[str, str]) -> Any | None:
     """Test primary metric against synthetic examples added (mean ± SD over seeds in both), and, for
-    the loop strategies, validation accuracy against the synthetic total per round (mean ± SD band)."""
+    the loop strategies, validation accuracy against the synthetic total per round (mean ± SD band).
+    A strategy run at several synthetic budgets (strategy ids of one name) is drawn as a line through
+    its budgets, from the real_only point (no synthetic data), with a ± SD band: the frontier."""
     by = _by_strategy(_ok(records))
     points = {}
     for s, rs in by.items():
@@ -238,6 +258,8 @@ def frontier_figure(records: Sequence[Mapping[str, Any]], primary: str, colours:
         pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
         if pairs:
             points[s] = pairs
+    curves = {name: [s for s in ids if s in points] for name, ids in _curves(by).items()}
+    curves = {name: ids for name, ids in curves.items() if len(ids) >= 2}
     loops = {s: _round_series(rs, "val_accuracy", "synthetic_total") for s, rs in by.items() if _is_loop(rs)}
     loops = {s: v for s, v in loops.items() if v}
     if not points and not loops:
@@ -245,7 +267,16 @@ def frontier_figure(records: Sequence[Mapping[str, Any]], primary: str, colours:
     fig, axes = _figure(int(bool(points)) + int(bool(loops)))
     if points:
         ax = axes[0]
+        on_curve = {s for ids in curves.values() for s in ids if s != REFERENCE}
+        for name, ids in curves.items():
+            series = []
+            for s in ids:
+                (mx, _), (my, sy) = _mean_sd([p[0] for p in points[s]]), _mean_sd([p[1] for p in points[s]])
+                series.append((mx, my, sy, len(points[s])))
+            _band(ax, series, colours[ids[-1]], f"{name} ({len(ids) - (ids[0] == REFERENCE)} synthetic budgets)")
         for s, pairs in points.items():
+            if s in on_curve:
+                continue
             (mx, sx), (my, sy) = _mean_sd([p[0] for p in pairs]), _mean_sd([p[1] for p in pairs])
             ax.errorbar([mx], [my], xerr=[sx], yerr=[sy], fmt="o", color=colours[s], capsize=3,
                         label=f"{s} (n={len(pairs)})")

@@ -12,11 +12,13 @@ from collections import defaultdict
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import leaderboard, report
 from bench import stats as paired
 from bench.cli import main
+from bench.results import iter_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SUITES = ("transactions", "pneumoniamnist")  # a tabular suite with 6 strategies, an image suite with 4
@@ -183,6 +185,37 @@ def test_several_budgets_get_a_budget_figure(tmp_path: Path) -> None:
     assert "figures/pneumoniamnist-v2-cpu-pneumoniamnist-budgets.svg" in page.sources
     cells = page.cells["pneumoniamnist-v2-cpu"]["active_synthesis"]
     assert cells[0] == "pneumoniamnist n100"  # the last row of a strategy; a data column appears with two groups
+
+
+def test_a_strategy_at_several_synthetic_budgets_is_one_frontier_line() -> None:
+    """A frontier preset runs a strategy under one id per synthetic budget: the figure joins them, from
+    the real_only point, into one line per strategy name, at the mean synthetic examples each added."""
+    records = [r for _, r in iter_results(RESULTS / "pneumoniamnist" / "v2" / "cpu")
+               if r["cell"]["strategy"] in ("real_only", "random_synthetic", "smote")]
+    more = []
+    for r in records:
+        if r["cell"]["strategy"] == "random_synthetic":  # the same cells, relabelled as a budget of 200
+            r = json.loads(json.dumps(r))
+            r["cell"]["strategy"] = r["config"]["strategy"]["id"] = "random_synthetic_s200"
+            r["config"]["synthetic"]["budget_per_class"] = 200
+            r["strategy_log"]["synthetic_examples"] *= 4
+            r["metrics"]["balanced_accuracy"]["value"] -= 0.01
+            more.append(r)
+    records += more
+    by = report._by_strategy(records)
+    assert report._curves(by) == {"random_synthetic": ["real_only", "random_synthetic", "random_synthetic_s200"]}
+    fig = report.frontier_figure(records, "balanced_accuracy", report._colours(by))
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_label().startswith("random_synthetic (")]
+    assert len(lines) == 1
+    xs, ys = lines[0].get_data()
+    mean = lambda s, f: float(np.mean([f(r) for r in by[s]]))  # noqa: E731
+    assert list(xs) == pytest.approx([0.0, mean("random_synthetic", lambda r: r["strategy_log"]["synthetic_examples"]),
+                                      mean("random_synthetic_s200", lambda r: r["strategy_log"]["synthetic_examples"])])
+    assert ys[0] == pytest.approx(mean("real_only", lambda r: r["metrics"]["balanced_accuracy"]["value"]))
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert "random_synthetic (2 synthetic budgets)" in labels and any(t.startswith("smote (n=") for t in labels)
+    assert not any(t.startswith("random_synthetic_s200 (n=") for t in labels)  # on the line, not a lone point
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "out_is_file"])
