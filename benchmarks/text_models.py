@@ -197,11 +197,26 @@ class MiniLMChoice:
             raise BenchError(f"minilm_choice: items have different numbers of options ({sorted(counts)})")
         return where, questions, options
 
+    @staticmethod
+    def _options_of_embedding(items: np.ndarray) -> int:
+        """K of embedding-space items, from the width (1 + K) * 384 of the first (0 for no items)."""
+        if len(items) == 0:
+            return 0
+        width = np.asarray(items[0], dtype=np.float32).size
+        if width % EMBEDDING_DIM or width // EMBEDDING_DIM < 3:
+            raise BenchError(f"minilm_choice: input 0 is neither an item nor a [question; options] embedding "
+                             f"((1 + K) x {EMBEDDING_DIM} numbers, K >= 2); it has {width}")
+        return width // EMBEDDING_DIM - 1
+
     def to_tensor(self, x: Any) -> torch.Tensor:
-        """(N, (1 + K) * 384) float32 [question; options] embeddings (frozen), or (N, 1 + K, 2, L) tokens."""
+        """(N, (1 + K) * 384) float32 [question; options] embeddings (frozen), or (N, 1 + K, 2, L) tokens.
+        K comes from the items' options, else from the built network, else from an embedding's width."""
         where, questions, options = self._parts(x)
-        n = len(np.asarray(x, dtype=object).reshape(-1))
-        k = len(options[0]) if options else getattr(self, "options_", 0)
+        items = np.asarray(x, dtype=object).reshape(-1)
+        n = len(items)
+        k = len(options[0]) if options else getattr(self, "options_", None)
+        if k is None:  # embedding-space items only (SMOTE's, DP-GAN's) on an instance that built no network
+            k = self._options_of_embedding(items)
         if self.lora:
             _strings(x, "minilm_choice")
             length = max(self.max_tokens, self.option_tokens)
@@ -213,7 +228,6 @@ class MiniLMChoice:
             q = embed(questions, self.max_tokens)
             o = embed([t for opts in options for t in opts], self.option_tokens).reshape(len(where), k * EMBEDDING_DIM)
             out[where] = np.concatenate([q, o], axis=1)
-        items = np.asarray(x, dtype=object).reshape(-1)
         for i, item in enumerate(items):  # embedding-space items: already (1 + K) * 384 numbers
             if not isinstance(item, str):
                 vec = np.asarray(item, dtype=np.float32).reshape(-1)

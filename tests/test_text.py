@@ -2,6 +2,7 @@
 models, embedding-space strategies (SMOTE, DP-GAN) and bad text inputs through the command line."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -219,6 +220,32 @@ def test_embedding_space_strategies_add_embeddings_that_train(strategy: str, par
         assert (nearest == syn.y).mean() >= 0.75
     else:
         assert result.log["privacy"]["epsilon"] > 0
+
+
+def test_embedding_space_strategies_on_multiple_choice_run_with_embedding_metrics(tmp_path: Path, one_thread) -> None:
+    """SMOTE's and DP-GAN's MedQA items are [question; options] embeddings: the embedding-space metrics
+    (detection AUC, coverage) read them through a model instance that built no network, where the number
+    of options comes from an embedding's width (it once failed: 'neither an item nor a 384-d embedding')."""
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: t\nversion: 1\nprimary_metric: exact_match\ndatasets: [medqa]\nbudgets: [3]\n"
+                     "val_per_class: 1\ntest_per_class: 2\nmodel: {name: minilm_choice}\ntrain: {epochs: 2}\n"
+                     "synthetic: {generator: {name: pca_gmm}, budget_per_class: 2, mix_ratio: 0.5}\n"
+                     "strategies: [smote, {name: dp_gan, params: {epochs: 2, batch_size: 8}}]\n"
+                     "metrics: [exact_match, {name: detection_auc, params: {samples: 8}}, coverage]\nseeds: [0]\n")
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "out").rglob("seed0.json"))]
+    assert [r["cell"]["strategy"] for r in records] == ["dp_gan", "smote"]
+    for r in records:
+        assert r["status"] == "ok", r["error"]
+        assert 0.0 <= r["metrics"]["detection_auc"]["value"] <= 1.0
+    width = (1 + 4) * text.EMBEDDING_DIM
+    fresh = MODELS.build("minilm_choice", {})  # no network built: K from the embedding's width
+    vectors = np.empty(2, dtype=object)
+    vectors[:] = [np.full(width, 0.5, dtype=np.float32), np.zeros(width, dtype=np.float32)]
+    assert fresh.to_tensor(vectors).shape == (2, width)
+    vectors[:] = [np.zeros(text.EMBEDDING_DIM + 1, dtype=np.float32)] * 2
+    with pytest.raises(BenchError, match="neither an item nor"):
+        fresh.to_tensor(vectors)
 
 
 def test_dp_gan_on_text_is_accepted_by_validation_and_smote_needs_a_frozen_encoder(tmp_path: Path) -> None:
