@@ -65,10 +65,12 @@ def _mean_std(values: list[float]) -> str:
 
 
 def _mean_compute(compute: list[dict[str, Any]], key: str, scale: float = 1.0) -> str:
-    """Mean over cells, 3 significant digits; "—" where a cell lacks the figure (GPU hours on CPU)."""
+    """Mean over cells, 3 significant digits, without an exponent from 1,000 on (1,350, not 1.35e+03);
+    "—" where a cell lacks the figure (GPU hours on CPU)."""
     if not compute or any(c.get(key) is None for c in compute):
         return "—"
-    return f"{float(np.mean([c[key] for c in compute])) * scale:.3g}"
+    value = float(np.mean([c[key] for c in compute])) * scale
+    return f"{float(f'{value:.3g}'):,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def collect(root: Path) -> dict[tuple, list[dict[str, Any]]]:

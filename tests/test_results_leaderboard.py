@@ -183,3 +183,10 @@ def test_committed_results_record_the_real_data_they_trained_on():
         seen.setdefault((s["name"], s["version"], s["preset"], c["dataset"], c["budget"], c["seed"]), set()).add(
             r["real_data"]["fingerprint"])
     assert all(len(v) == 1 for v in seen.values())
+
+
+@pytest.mark.parametrize("seconds, shown", [([1346.0, 1354.0], "1,350"), ([35.04, 35.0], "35"),
+                                            ([0.001556], "0.00156"), ([123456.0], "123,000")])
+def test_compute_columns_have_three_digits_and_no_exponent(seconds: list[float], shown: str) -> None:
+    assert leaderboard._mean_compute([{"wall_seconds": s} for s in seconds], "wall_seconds") == shown
+    assert leaderboard._mean_compute([{"wall_seconds": 1.0}, {}], "wall_seconds") == "—"
