@@ -127,7 +127,8 @@ def _detector(model: str, seed: int) -> Any:
 def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", samples: int = 1000,
                   folds: int = 5) -> float | None:
     """Mean cross-validated ROC AUC of `model` telling balanced real and synthetic rows apart; 0.5
-    means indistinguishable. None with fewer than two rows a side. Text: the rows are the MiniLM
+    means indistinguishable. None with fewer than two rows a side, or when the detector learns nothing
+    (`_two_sample_auc`; pass model logistic for a few dozen rows). Text: the rows are the MiniLM
     embeddings (bench.text.embed) of the synthetic examples (strings and embedding-space ones) and of
     the real training texts, the label left out."""
     text = ctx.task.data.modality == "text"
@@ -150,15 +151,28 @@ def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", sampl
     return _two_sample_auc(real, synthetic, detector, folds, ctx.task.seed)
 
 
-def _two_sample_auc(real: np.ndarray, synthetic: np.ndarray, detector: Any, folds: int, seed: int) -> float:
+def _two_sample_auc(real: np.ndarray, synthetic: np.ndarray, detector: Any, folds: int, seed: int) -> float | None:
     """Classifier two-sample test on equally many real (class 0) and synthetic (class 1) feature
-    rows: the mean ROC AUC of `detector` over a seeded stratified `folds`-fold split."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    rows: the mean ROC AUC of `detector` over a seeded stratified `folds`-fold split. None when the
+    detector scores every held-out row alike in every fold: it learned nothing (histogram gradient
+    boosting, with its 20 rows per leaf, cannot split fewer than 40 training rows), and the 0.5 that
+    roc_auc gives such scores would read as "indistinguishable"."""
+    from sklearn.base import clone
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
 
     n = len(real)
     x, y = np.vstack([real, synthetic]), np.repeat([0, 1], n)
     cv = StratifiedKFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
-    return float(np.mean(cross_val_score(detector, x, y, scoring="roc_auc", cv=cv)))
+    aucs, learned = [], False
+    for train, test in cv.split(x, y):
+        fitted = clone(detector).fit(x[train], y[train])
+        # The response of sklearn's "roc_auc" scorer: the decision function where there is one.
+        scores = (fitted.decision_function(x[test]) if hasattr(fitted, "decision_function")
+                  else fitted.predict_proba(x[test])[:, 1])
+        learned = learned or bool(np.ptp(scores) > 0)
+        aucs.append(roc_auc_score(y[test], scores))
+    return float(np.mean(aucs)) if learned else None
 
 
 def _dcr_medians(ctx: EvalContext, samples: int) -> tuple[float, float] | None:

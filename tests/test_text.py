@@ -322,3 +322,19 @@ def test_an_interrupted_encode_keeps_the_batches_it_finished(monkeypatch: pytest
         embed(texts, batch_size=2)
     monkeypatch.setattr(text, "_encoder", lambda device: pytest.fail("the first batch was not kept"))
     assert embed(texts[:2]).shape == (2, text.EMBEDDING_DIM)
+
+
+def test_detection_auc_is_none_when_the_detector_learns_nothing() -> None:
+    """24 rows a side (the medqa suite's synthetic items): gradient boosting's 20 rows per leaf cannot
+    split the 38 training rows of a fold, so every score is alike; that is no measurement, not 0.5."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from bench.metrics.table_quality import _two_sample_auc
+
+    rng = np.random.default_rng(0)
+    real, synthetic = rng.normal(size=(24, 64)), rng.normal(1.0, 1.0, size=(24, 64))
+    assert _two_sample_auc(real, synthetic, HistGradientBoostingClassifier(random_state=0), 5, 0) is None
+    assert _two_sample_auc(real, synthetic, LogisticRegression(max_iter=1000), 5, 0) > 0.9  # shifted: found
+    big_real, big_synthetic = rng.normal(size=(100, 8)), rng.normal(1.0, 1.0, size=(100, 8))
+    assert _two_sample_auc(big_real, big_synthetic, HistGradientBoostingClassifier(random_state=0), 5, 0) > 0.8
