@@ -231,7 +231,7 @@ def test_embedding_space_strategies_on_multiple_choice_run_with_embedding_metric
                      "val_per_class: 1\ntest_per_class: 2\nmodel: {name: minilm_choice}\ntrain: {epochs: 2}\n"
                      "synthetic: {generator: {name: pca_gmm}, budget_per_class: 2, mix_ratio: 0.5}\n"
                      "strategies: [smote, {name: dp_gan, params: {epochs: 2, batch_size: 8}}]\n"
-                     "metrics: [exact_match, {name: detection_auc, params: {samples: 8}}, coverage]\nseeds: [0]\n")
+                     "metrics: [exact_match, {name: detection_auc, params: {samples: 8, model: logistic}}, coverage]\nseeds: [0]\n")
     assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "out").rglob("seed0.json"))]
     assert [r["cell"]["strategy"] for r in records] == ["dp_gan", "smote"]
