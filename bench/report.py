@@ -318,6 +318,10 @@ def budget_figure(by_group: Mapping[Group, Sequence[Mapping[str, Any]]], primary
     for s in sorted(series):
         _band(ax, series[s], colours[s], s)
     ax.set_xscale("log")
+    # The budgets as plain numbers (100, 200, 400) instead of the log axis' 2 x 10^2 and minor ticks.
+    budgets = sorted({p[0] for v in series.values() for p in v})
+    ax.set_xticks(budgets, [f"{b:,.0f}" for b in budgets])
+    ax.minorticks_off()
     ax.set_xlabel("real training examples (budget)")
     ax.set_ylabel(f"test {primary}")
     ax.set_title(f"test {primary} vs real-data budget (mean ± SD over seeds)")

@@ -175,23 +175,22 @@ def test_a_rebuild_is_byte_identical_and_drops_stale_figures(built: tuple[Path, 
     assert after == before
 
 
-def test_several_budgets_get_a_budget_figure(tmp_path: Path) -> None:
-    """No committed suite has two budgets yet: a second budget made from pneumoniamnist's n50 cells
-    (budget 100, twice the real examples) gives the figure against the real-data budget."""
-    root = copy_results(tmp_path / "results", ("pneumoniamnist",))
-    for src in sorted(root.rglob("n50/*/seed*.json")):
-        r = json.loads(src.read_text())
-        r["cell"]["budget"] = 100
-        r["real_data"]["train_examples"] *= 2
-        dest = Path(str(src).replace("/n50/", "/n100/"))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(json.dumps(r))
-    out = tmp_path / "site"
-    report.build(root, out)
+def test_the_frontier_preset_gets_a_budget_figure_with_its_budgets_as_ticks(built: tuple[Path, Path]) -> None:
+    """The committed frontier preset runs real budgets of 50, 100 and 200 per class: its section has a
+    row per budget and the figure against the real-data budget, whose ticks are the real training examples
+    (two classes: 100, 200, 400) written out, each strategy a line through all three."""
+    root, out = built
     page = parse(out / "index.html")
-    assert "figures/pneumoniamnist-v2-cpu-pneumoniamnist-budgets.svg" in page.sources
-    cells = page.cells["pneumoniamnist-v2-cpu"]["active_synthesis"]
-    assert cells[0] == "pneumoniamnist n50" and "pneumoniamnist n100" in cells  # a data column with two groups
+    assert "figures/pneumoniamnist-v2-frontier-pneumoniamnist-budgets.svg" in page.sources
+    cells = page.cells["pneumoniamnist-v2-frontier"]["active_synthesis_s100"]
+    assert [f"pneumoniamnist n{b}" in cells for b in (50, 100, 200)] == [True] * 3
+    groups = {k[3:]: rs for k, rs in leaderboard.collect(root / "pneumoniamnist").items() if k[2] == "frontier"}
+    fig = report.budget_figure(groups, "balanced_accuracy", report._colours(sorted({s for rs in groups.values()
+                                                                                      for s in report._by_strategy(rs)})))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "400"]
+    assert {len(line.get_xdata()) for line in ax.get_lines()} == {3}
+    assert len(ax.get_lines()) == 7  # real_only and three synthetic budgets each of the control and the method
 
 
 def test_a_strategy_at_several_synthetic_budgets_is_one_frontier_line() -> None:
