@@ -192,12 +192,23 @@ class LocalPool:
             while queue or inflight:
                 if pool is None:
                     pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=settings)
+                broken = False
                 while queue and len(inflight) < self.workers:
                     if inflight and (queue[0] in isolated or any(i in isolated for i, _ in inflight.values())):
                         break
-                    i = queue.popleft()
+                    i = queue[0]
                     state[i] = QUEUED
-                    inflight[pool.submit(_pool_cell, job, cells[i], i)] = (i, time.perf_counter())
+                    try:
+                        future = pool.submit(_pool_cell, job, cells[i], i)
+                    except BrokenProcessPool:  # a worker died after the last wait: the futures in flight fail
+                        broken = True          # with it below; this cell stays queued (it never started)
+                        break
+                    queue.popleft()
+                    inflight[future] = (i, time.perf_counter())
+                if broken and not inflight:  # it died with no cell in flight (idle after its last cell)
+                    pool.shutdown(wait=True)
+                    pool = None
+                    continue
                 done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
                 crashed: list[tuple[int, float]] = []
                 for future in done:

@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 
 from bench.cli import main
 from bench.config import load_suite
+from bench import executors
 from bench.executors import LocalPool, RayExecutor, Sequential, group_cells, make_executor
 from bench.registry import STRATEGIES
 from bench.results import iter_results, validate_result
@@ -82,10 +84,16 @@ def _real_only(task: Task) -> StrategyResult:
 
 @dataclass
 class ExitOnSeed0:
-    """Ends its process with os._exit(1) on seed 0 (a crash no `except` can catch); else real_only."""
+    """Ends its process with os._exit(1) on seed 0 (a crash no `except` can catch); else real_only.
+    With `wait_for`, it first waits (up to 60 s) until that file exists, so that a test can order the crash."""
+
+    wait_for: str = ""
 
     def run(self, task: Task) -> StrategyResult:
         if task.seed == 0:
+            deadline = time.monotonic() + 60
+            while self.wait_for and not os.path.exists(self.wait_for) and time.monotonic() < deadline:
+                time.sleep(0.05)
             os._exit(1)
         return _real_only(task)
 
@@ -220,6 +228,74 @@ def test_a_worker_that_dies_becomes_an_error_row_and_the_run_goes_on(tmp_path, c
     assert dead["config_hash"] == expand_cells(load_suite(str(suite)))[0].hash
     others = [r for r in got.values() if r is not dead]
     assert len(others) == 5 and all(r["status"] == "ok" for r in others)
+
+
+class PoolThatBreaksBeforeItsThirdTask(executors.ProcessPoolExecutor):
+    """A process pool whose third submission first lets the crashing cell go (it waits for the file
+    `go`) and waits until the pool has broken: the worker dies after the driver's wait has returned
+    another cell's record and before its next submission, which then raises BrokenProcessPool."""
+
+    go = Path("go")  # set by the test
+    submissions = 0
+    raced = False
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        cls = PoolThatBreaksBeforeItsThirdTask
+        cls.submissions += 1
+        if cls.submissions == 3:
+            cls.go.touch()
+            deadline = time.monotonic() + 60
+            while not self._broken and time.monotonic() < deadline:  # CPython's flag: a worker died
+                time.sleep(0.05)
+            cls.raced = bool(self._broken)
+        return super().submit(*args, **kwargs)
+
+
+def test_a_worker_that_dies_between_two_submissions_is_an_error_row_and_the_run_goes_on(tmp_path, capsys,
+                                                                                      monkeypatch):
+    pool = PoolThatBreaksBeforeItsThirdTask
+    for name, value in (("go", tmp_path / "go"), ("submissions", 0), ("raced", False)):
+        monkeypatch.setattr(pool, name, value)
+    monkeypatch.setattr(executors, "ProcessPoolExecutor", pool)
+    # Cells in order: exit_on_seed0 seed 0 (waits for `go`, then dies), seed 1 (finishes first), real_only x2.
+    suite = suite_file(tmp_path, f"[{{name: exit_on_seed0, params: {{wait_for: '{tmp_path / 'go'}'}}}}, real_only]")
+    out = tmp_path / "out"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--quiet", "--device", "cpu",
+                 "--executor", "local", "--workers", "2"]) == 1
+    assert pool.raced  # the third submission met a broken pool
+    assert "3 done, 0 up to date, 1 failed" in capsys.readouterr().out
+    status = {p.split("/")[-2] + "/" + p.split("/")[-1]: (r["status"], r["error"] and r["error"]["type"])
+              for p, r in records(out).items()}
+    assert status == {"exit_on_seed0/seed0.json": ("error", "BrokenProcessPool"),
+                      "exit_on_seed0/seed1.json": ("ok", None),
+                      "real_only/seed0.json": ("ok", None), "real_only/seed1.json": ("ok", None)}
+
+
+class PoolBrokenBeforeItsFirstTask(executors.ProcessPoolExecutor):
+    """The first pool of a run is broken before its first submission (a worker that died idle); the
+    pools after it work."""
+
+    pools = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        PoolBrokenBeforeItsFirstTask.pools += 1
+        self.broken_from_the_start = PoolBrokenBeforeItsFirstTask.pools == 1
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        if self.broken_from_the_start:
+            raise executors.BrokenProcessPool("a child process terminated abruptly")
+        return super().submit(*args, **kwargs)
+
+
+def test_a_pool_broken_with_no_cell_in_flight_is_replaced(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(PoolBrokenBeforeItsFirstTask, "pools", 0)
+    monkeypatch.setattr(executors, "ProcessPoolExecutor", PoolBrokenBeforeItsFirstTask)
+    suite = suite_file(tmp_path, "[real_only]")
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu",
+                 "--executor", "local", "--workers", "2"]) == 0
+    assert "2 done, 0 up to date, 0 failed" in capsys.readouterr().out
+    assert PoolBrokenBeforeItsFirstTask.pools == 2
 
 
 def test_a_cell_does_not_depend_on_the_global_generators_it_finds(tmp_path):
