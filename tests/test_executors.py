@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench import executors
 from bench.cli import main
 from bench.config import load_suite
-from bench import executors
 from bench.executors import LocalPool, RayExecutor, Sequential, group_cells, make_executor
 from bench.registry import STRATEGIES
 from bench.results import iter_results, validate_result
@@ -240,7 +240,7 @@ class PoolThatBreaksBeforeItsThirdTask(executors.ProcessPoolExecutor):
     raced = False
 
     def submit(self, *args: Any, **kwargs: Any) -> Any:
-        cls = PoolThatBreaksBeforeItsThirdTask
+        cls = type(self)
         cls.submissions += 1
         if cls.submissions == 3:
             cls.go.touch()

@@ -185,8 +185,8 @@ def test_the_frontier_preset_gets_a_budget_figure_with_its_budgets_as_ticks(buil
     cells = page.cells["pneumoniamnist-v2-frontier"]["active_synthesis_s100"]
     assert [f"pneumoniamnist n{b}" in cells for b in (50, 100, 200)] == [True] * 3
     groups = {k[3:]: rs for k, rs in leaderboard.collect(root / "pneumoniamnist").items() if k[2] == "frontier"}
-    fig = report.budget_figure(groups, "balanced_accuracy", report._colours(sorted({s for rs in groups.values()
-                                                                                      for s in report._by_strategy(rs)})))
+    colours = report._colours(sorted({r["cell"]["strategy"] for rs in groups.values() for r in rs}))
+    fig = report.budget_figure(groups, "balanced_accuracy", colours)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "400"]
     assert {len(line.get_xdata()) for line in ax.get_lines()} == {3}
