@@ -1,4 +1,4 @@
-"""Built-in baselines. Importing this package registers them."""
+"""Built-in baselines: every strategy that is not the method. Importing this package registers them."""
 from __future__ import annotations
 
-from bench.baselines import dp_gan, prior_synthetic, random_synthetic, real_only, smote  # noqa: F401
+from . import dp_gan_baseline, prior_synthetic, random_synthetic, real_only, smote  # noqa: F401

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.method.active import ActiveSynthesis
+from ..method.active import ActiveSynthesis
 from bench.registry import STRATEGIES
 
 

@@ -1,21 +1,12 @@
-"""Built-in data sets, task models and suites. Importing this package registers them."""
+"""Built-in data sets (datasets/), task models (models/) and suites (suites/*.yaml). Importing this
+package registers them; references/ holds scripts that reproduce outside numbers and registers nothing."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.benchmarks import (  # noqa: F401  (registration happens at import)
-    adult,
-    cifar10,
-    models,
-    pneumoniamnist,
-    taiwan_credit,
-    text_data,
-    text_models,
-    toy,
-    transactions,
-    utkface,
-)
 from bench.registry import SUITES
+
+from . import datasets, models  # noqa: F401  (registration happens at import)
 
 SUITES_DIR = Path(__file__).parent / "suites"
 

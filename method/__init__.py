@@ -1,5 +1,6 @@
-"""Active synthesis: uncertainty estimation, targeting of the uncertain region, the generate-and-
-retrain loop and its conditional generators. Importing this package registers them."""
+"""Active synthesis: the generate-and-retrain loop (active.py) with its uncertainty estimates
+(uncertainty.py) and the targeting of the uncertain region (targeting.py), and the conditional
+generators it samples (generators/). Importing this package registers them."""
 from __future__ import annotations
 
-from bench.method import active, diffusion, dp_gan, generators, sd_lora, sdv_generators, text_lm  # noqa: F401
+from . import active, generators  # noqa: F401

@@ -44,8 +44,8 @@ import numpy as np
 from bench.data import Split
 from bench.errors import BenchError
 from bench.generator import Conditions
-from bench.method.targeting import attribute_conditions, bo_conditions, overrepresented
-from bench.method.uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
+from .targeting import attribute_conditions, bo_conditions, overrepresented
+from .uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
 from bench.synthesis import SynthesisStrategy, concat, empty_like, mix_weights, pool_split

@@ -1,7 +1,7 @@
 """Built-in metrics. Importing this package registers them."""
 from __future__ import annotations
 
-from bench.metrics import (  # noqa: F401
+from . import (  # noqa: F401
     classification,
     fairness,
     groups,

@@ -33,7 +33,7 @@ import numpy as np
 
 from bench.errors import BenchError
 from bench.evaluation import EvalContext
-from bench.metrics.classification import accuracy
+from .classification import accuracy
 from bench.registry import METRICS
 from bench.text import embed, encoder_path, texts_of
 

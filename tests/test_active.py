@@ -1,4 +1,4 @@
-"""Active synthesis on a problem with a known decision boundary (benchmarks/toy.py): uncertainty is
+"""Active synthesis on a problem with a known decision boundary (benchmarks/datasets/toy_pockets.py): uncertainty is
 highest near the boundary, and synthesis aimed at it reaches a target accuracy with fewer synthetic
 examples than random selection through the very same loop."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.baselines.smote import smote_samples
-from bench.benchmarks.toy import ToyPocketsOracle
+from bench.benchmarks.datasets.toy_pockets import ToyPocketsOracle
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.generator import Conditions, fitted_generator
 from bench.method.uncertainty import mc_dropout

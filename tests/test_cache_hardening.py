@@ -391,7 +391,7 @@ def test_leftovers_of_killed_writes_are_removed_once_stale(cache, tmp_path, tiny
 def test_an_unpicklable_generator_runs_uncached_with_a_warning(cache, tiny_task, monkeypatch):
     import threading
 
-    from bench.method.generators import PCAGaussianMixture
+    from bench.method.generators.pca_gmm import PCAGaussianMixture
 
     real_fit = PCAGaussianMixture.fit
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench import data as bdata
-from bench.benchmarks.cifar10 import Cifar10
+from bench.benchmarks.datasets.cifar10 import Cifar10
 from bench.data import DataFile, locate, verified_cache
 from bench.errors import BenchError
 
@@ -95,7 +95,7 @@ def test_cifar10_loads_with_official_splits():
 
 
 def test_cifar10_corrupt_copy_is_rejected_naming_the_file(tmp_path):
-    from bench.benchmarks.cifar10 import FILES
+    from bench.benchmarks.datasets.cifar10 import FILES
     folder = tmp_path / "cifar10"
     folder.mkdir()
     for f in FILES:

@@ -1,4 +1,4 @@
-"""The class-conditional diffusion generator (method/diffusion.py) on tiny in-memory images: it learns
+"""The class-conditional diffusion generator (method/generators/diffusion.py) on tiny in-memory images: it learns
 which class is dark and which is bright, SDEdit stays near its seeds at low strength, shapes and
 dtypes survive padding, and the fitted state pickles (the generator cache)."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from bench.api import DatasetInfo
 from bench.data import Split
 from bench.generator import Conditions
-from bench.method.diffusion import ClassConditionalDiffusion
+from bench.method.generators.diffusion import ClassConditionalDiffusion
 
 # diffusers' DPM-Solver builds a numpy array from a torch tensor the way numpy 2 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -1,4 +1,4 @@
-"""The DP-GAN (method/dp_gan.py) and its baseline strategy (baselines/dp_gan.py): privacy spent against
+"""The DP-GAN (method/generators/dp_gan.py) and its baseline strategy (baselines/dp_gan_baseline.py): privacy spent against
 the target, samples of the data's shape, a class-conditional signal on the toy problem, and the
 strategy's privacy log."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bench.api import DatasetInfo
 from bench.config import NamedSpec, TrainRecipe
 from bench.data import Split
 from bench.generator import Conditions, fitted_generator
-from bench.method.dp_gan import DPGAN, _ConvDiscriminator, _MLPDiscriminator
+from bench.method.generators.dp_gan import DPGAN, _ConvDiscriminator, _MLPDiscriminator
 from bench.registry import DATASETS, STRATEGIES
 from bench.results import json_safe
 from bench.task import Task

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.benchmarks import utkface
-from bench.benchmarks.pneumoniamnist import PneumoniaMNIST
+from bench.benchmarks.datasets import utkface
+from bench.benchmarks.datasets.pneumoniamnist import PneumoniaMNIST
 from bench.config import NamedSpec, TrainRecipe
 from bench.data import SHARED_DATA_DIR, Split
 from bench.errors import BenchError

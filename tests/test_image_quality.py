@@ -34,7 +34,7 @@ def make_ctx(real: np.ndarray, synthetic: np.ndarray | None) -> EvalContext:
 
 @pytest.fixture(scope="module")
 def image_sets() -> dict[str, np.ndarray]:
-    from bench.benchmarks.cifar10 import Cifar10
+    from bench.benchmarks.datasets.cifar10 import Cifar10
 
     test = Cifar10().load().test
     idx = np.random.default_rng(0).permutation(len(test))

@@ -360,7 +360,7 @@ def test_bad_budget_forms_are_one_line_errors(tmp_path, capsys, budgets, message
 @pytest.mark.slow
 def test_the_mlp_reaches_scikit_learn_accuracy_on_adult_with_every_training_row(tmp_path):
     """About a minute on 2 cores: the adult-full suite's first seed against scikit-learn on the same rows."""
-    from bench.benchmarks.adult_reference import harness_results, references
+    from bench.benchmarks.references.adult import harness_results, references
 
     assert main(["run", "--suite", "adult-full", "--seeds", "0", "--out", str(tmp_path), "--quiet"]) == 0
     (mlp,) = harness_results(tmp_path)

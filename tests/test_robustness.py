@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.benchmarks.models import SmallCNN
+from bench.benchmarks.models.networks import SmallCNN
 from bench.config import TrainRecipe
 from bench.data import Split
 from bench.evaluation import EvalContext

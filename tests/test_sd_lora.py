@@ -15,7 +15,7 @@ from bench.api import DatasetInfo
 from bench.data import Split
 from bench.errors import BenchError
 from bench.generator import Conditions
-from bench.method.sd_lora import TARGET_MODULES, StableDiffusionLoRA
+from bench.method.generators.sd_lora import TARGET_MODULES, StableDiffusionLoRA
 from bench.registry import GENERATORS
 
 CLASSES = ["red", "green", "blue"]

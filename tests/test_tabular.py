@@ -80,7 +80,7 @@ def test_dp_gan_table_variant_samples_valid_rows_within_epsilon(table):
     assert gen.variant_ == "table" and gen.epsilon_ <= 5.0 + 1e-6
     out = gen.sample(50, Conditions(labels=np.zeros(50, int)), np.random.default_rng(0))
     assert np.array_equal(out.x, SCHEMA.clean(out.x))
-    from bench.method.dp_gan import TableCodec
+    from bench.method.generators.dp_gan import TableCodec
 
     codec = TableCodec(SCHEMA)
     x = table.train.x[:20]

@@ -1,4 +1,4 @@
-"""The language-model text generator (method/text_lm.py): template checks, per-row sampling math, choice
+"""The language-model text generator (method/generators/text_lm.py): template checks, per-row sampling math, choice
 items, the generation cache, reproducibility, pickling, LoRA and --lm-path. The tests that load
 SmolLM2-135M share one load per process (about 10-50 s on the 2-core CPU) and generate a few short texts."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ from bench.config import load_suite
 from bench.data import Split
 from bench.errors import BenchError
 from bench.generator import Conditions
-from bench.method import text_lm
-from bench.method.text_lm import (
+from bench.method.generators import text_lm
+from bench.method.generators.text_lm import (
     InstructionLM,
     RowTemperaturePenalty,
     SeededTopPSampler,

@@ -131,7 +131,7 @@ def test_cifar10_reference_recipes_differ_in_optimisation_alone_and_reuse_the_su
     suite's cost (epochs, batch size, selection) and changes only the optimiser, schedule, decay and
     smoothing; the suite recipe's real_only cells are the suite's own (same hash), so committed
     results count for it."""
-    from bench.benchmarks.cifar10_reference import recipes, table
+    from bench.benchmarks.references.cifar10 import recipes, table
     from bench.config import KeyedSpec, load_suite
     from bench.runner import expand_cells
 

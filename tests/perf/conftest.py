@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from bench.benchmarks.cifar10 import FILES
+from bench.benchmarks.datasets.cifar10 import FILES
 from bench.data import locate
 
 

@@ -2,7 +2,7 @@
 against bare PyTorch.
 
 What is measured
-  * `test_cifar10_load_cached`: `bench.benchmarks.cifar10.Cifar10().load()` from the decoded-array cache
+  * `test_cifar10_load_cached`: `bench.benchmarks.datasets.cifar10.Cifar10().load()` from the decoded-array cache
     (the first load, in a fixture, decodes the PNGs into a throw-away BENCH_CACHE_DIR so that the
     user's cache is not touched). Reported as images/s (train + test images per second).
     `test_cifar10_load_cached_and_read` adds a copy of every image into memory, so that a lazy
@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.benchmarks.cifar10 import Cifar10
-from bench.benchmarks.models import SmallCNN, SmallCNNNet, random_crop_flip
+from bench.benchmarks.datasets.cifar10 import Cifar10
+from bench.benchmarks.models.networks import SmallCNN, SmallCNNNet, random_crop_flip
 from bench.config import TrainRecipe
 from bench.data import DatasetSplits, Split
 from bench.training import make_optimizer, train_epoch

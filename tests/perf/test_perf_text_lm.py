@@ -1,5 +1,5 @@
 """Throughput benchmark (pytest-benchmark): text generation with SmolLM2-135M-Instruct (the `smollm2`
-generator, method/text_lm.py) at batch sizes 1, 8 and 16.
+generator, method/generators/text_lm.py) at batch sizes 1, 8 and 16.
 
 What is measured: one `sample` call of `batch` class-prompted reviews (CLASS_PROMPT, alternating
 negative / positive, no seeds: base temperature 0.7, penalty 1.1, top_p 0.95), max_new_tokens 96, one
@@ -30,7 +30,7 @@ import torch
 from bench.api import DatasetInfo
 from bench.data import Split
 from bench.generator import Conditions
-from bench.method.text_lm import InstructionLM
+from bench.method.generators.text_lm import InstructionLM
 from bench.text import text_array
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ momentum, a one-cycle cosine schedule, weight decay, label smoothing) and once w
 epochs, batch size, data split, validation selection - is the suite's, so the two differ in the
 optimisation recipe alone and cost the same number of steps.
 
-    python -m bench.benchmarks.cifar10_reference --out /tmp/cifar10-recipes
+    python -m bench.benchmarks.references.cifar10 --out /tmp/cifar10-recipes
 
 Each recipe's cells are ordinary results written under OUT/<recipe>/ (resumable: a finished cell is
 not run again). The table gives test accuracy on the 10,000 official test images and each cell's wall

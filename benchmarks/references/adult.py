@@ -4,7 +4,7 @@ harness trains on (the budget "all" of each seed: the training split less the va
 scored on the official test split, beside the harness's own results for the suite.
 
     bench run --suite adult-full --out /tmp/adult-full
-    python -m bench.benchmarks.adult_reference --results /tmp/adult-full
+    python -m bench.benchmarks.references.adult --results /tmp/adult-full
 
 Preprocessing follows the task model: numbers standardised by the training rows' statistics,
 categories one-hot (logistic regression); gradient boosting reads the category codes natively.

@@ -1,5 +1,5 @@
 """`dp_gan`: the differentially private baseline. A class-conditional GAN whose discriminator trains
-with DP-SGD (`bench.method.dp_gan.DPGAN`, Opacus) is fitted on the real budget with this strategy's own
+with DP-SGD (`bench.method.generators.dp_gan.DPGAN`, Opacus) is fitted on the real budget with this strategy's own
 privacy and GAN parameters (the suite's `synthetic.generator` is the other strategies' generator), and
 the task model trains on real + `budget_per_class` DP-GAN samples per class, mixed at the suite's
 `mix_ratio`, like `prior_synthetic`.
@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.api import DatasetInfo
 from bench.generator import Conditions
-from bench.method.dp_gan import DPGAN
+from ..method.generators.dp_gan import DPGAN
 from bench.registry import STRATEGIES
 from bench.strategy import StrategyResult
 from bench.synthesis import SynthesisStrategy, embedded_examples, embedding_view
@@ -32,7 +32,7 @@ from bench.task import Task
 @STRATEGIES.register("dp_gan", kind="baseline", synthesises=True, own_generator="dp_gan", text_as_vectors=True)
 @dataclass
 class DPGANBaseline(SynthesisStrategy):
-    # The generator's parameters, with its defaults (see method/dp_gan.py for units and reasons); they
+    # The generator's parameters, with its defaults (see method/generators/dp_gan.py for units and reasons); they
     # are repeated here so that every result records them in full. Its `device` is left out: the
     # generator trains where the task runs, and the device is no part of a result's configuration.
     target_epsilon: float = DPGAN.target_epsilon

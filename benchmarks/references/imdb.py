@@ -4,7 +4,7 @@ budget "all" of each seed: the training split less the validation reviews) and s
 fixed test subset, beside the harness's own results for the suite.
 
     bench run --suite imdb-full --out /tmp/imdb-full
-    python -m bench.benchmarks.imdb_reference --results /tmp/imdb-full
+    python -m bench.benchmarks.references.imdb --results /tmp/imdb-full
 
 Embeddings come from the shared per-text cache (bench.text), so after the suite has run nothing is
 encoded again. Frozen sentence embeddings with a linear probe are well below fine-tuned encoders on

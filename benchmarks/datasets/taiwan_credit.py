@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.benchmarks.utkface import split_indices
+from .utkface import split_indices
 from bench.data import DataFile, DatasetSplits, locate, verified_cache
 from bench.errors import BenchError
 from bench.registry import DATASETS

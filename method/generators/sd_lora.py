@@ -160,12 +160,12 @@ class StableDiffusionLoRA:
         if not self.model_path:
             raise BenchError("generator sd_lora needs the parameter model_path: a local diffusers Stable Diffusion "
                              "folder (e.g. stabilityai/stable-diffusion-2-1-base downloaded with huggingface-cli; "
-                             "see method/sd_lora.py); nothing is downloaded")
+                             "see method/generators/sd_lora.py); nothing is downloaded")
         path = Path(self.model_path).expanduser()
         if not (path / "model_index.json").is_file():
             what = "has no model_index.json" if path.is_dir() else "does not exist"
             raise BenchError(f"generator sd_lora: model_path {str(path)!r} {what}; it must be a local diffusers "
-                             "Stable Diffusion folder (see method/sd_lora.py)")
+                             "Stable Diffusion folder (see method/generators/sd_lora.py)")
         return path
 
     def _load(self, device: torch.device) -> Any:

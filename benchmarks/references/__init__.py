@@ -1,0 +1,1 @@
+"""Scripts that reproduce outside numbers on a suite's cells (`python -m bench.benchmarks.references.NAME`)."""
