@@ -29,7 +29,8 @@ from bench.synthesis import SynthesisStrategy, embedded_examples, embedding_view
 from bench.task import Task
 
 
-@STRATEGIES.register("dp_gan", kind="baseline", synthesises=True, own_generator="dp_gan", text_as_vectors=True)
+@STRATEGIES.register("dp_gan", kind="baseline", synthesises=True, own_generator="dp_gan", text_as_vectors=True,
+                      modalities=("image", "tabular", "vector", "text"))
 @dataclass
 class DPGANBaseline(SynthesisStrategy):
     # The generator's parameters, with its defaults (see method/generators/dp_gan.py for units and reasons); they

@@ -21,7 +21,8 @@ from bench.synthesis import SynthesisStrategy, pool_split
 from bench.task import Task
 
 
-@STRATEGIES.register("prior_synthetic", kind="baseline", synthesises=True, uses_generator=True)
+@STRATEGIES.register("prior_synthetic", kind="baseline", synthesises=True, uses_generator=True,
+                      modalities=("image", "tabular", "vector", "text"))
 @dataclass
 class PriorSynthetic(SynthesisStrategy):
     seeded: bool = True  # seed examples drawn at random from the pool; False: plain class-conditional samples

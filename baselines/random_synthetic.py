@@ -18,7 +18,8 @@ from ..method.active import ActiveSynthesis
 from bench.registry import STRATEGIES
 
 
-@STRATEGIES.register("random_synthetic", kind="baseline", version=2, synthesises=True, uses_generator=True)
+@STRATEGIES.register("random_synthetic", kind="baseline", version=2, synthesises=True, uses_generator=True,
+                      reference=1, control_of="active_synthesis", modalities=("image", "tabular", "vector", "text"))
 @dataclass
 class RandomSynthetic(ActiveSynthesis):
     guidance: bool = False  # fixed: seeds uniform from the pool (the only difference from active_synthesis)

@@ -9,7 +9,7 @@ from bench.strategy import StrategyResult
 from bench.task import Task
 
 
-@STRATEGIES.register("real_only", kind="baseline")
+@STRATEGIES.register("real_only", kind="baseline", reference=0, modalities=("image", "tabular", "vector", "text"))
 @dataclass
 class RealOnly:
     def run(self, task: Task) -> StrategyResult:

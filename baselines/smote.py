@@ -50,7 +50,7 @@ def smote_samples(real: Split, per_class: int, k_neighbors: int, seed: int, sche
     return Split(new.astype(x.dtype).reshape(len(new), *x.shape[1:]), labels.astype(np.int64))
 
 
-@STRATEGIES.register("smote", kind="baseline", synthesises=True)
+@STRATEGIES.register("smote", kind="baseline", synthesises=True, modalities=("image", "tabular", "vector", "text"))
 @dataclass
 class Smote(SynthesisStrategy):
     k_neighbors: int = 5  # same-class neighbours to interpolate between (capped by class size - 1)

@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # annotations only: these modules import the registries, whic
 # vector: plain numeric feature vectors (N, D) without a schema; text: lists of strings.
 Modality = Literal["image", "tabular", "vector", "text"]
 MODALITIES: tuple[str, ...] = ("image", "tabular", "vector", "text")
+# What a strategy or metric that declares no modalities is taken to support: the modalities of the
+# contract's first release, written out so that a modality added to MODALITIES later never enrols a
+# plug-in that did not ask for it. Built-in plug-ins always declare theirs.
+UNDECLARED_MODALITIES: tuple[str, ...] = ("image", "tabular", "vector", "text")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,13 @@ class DatasetInfo:
 # ---------------------------------------------------------------------------------------------
 # Capabilities: what an entry declares when it registers. Frozen dataclasses, so a misspelt or
 # unknown keyword in a decorator fails at import with the entry's name.
+
+
+def _declared(caps: Any) -> None:
+    """A strategy's or metric's modalities: UNDECLARED_MODALITIES where it named none."""
+    if caps.modalities is None:
+        object.__setattr__(caps, "modalities", UNDECLARED_MODALITIES)
+    _modalities(caps.modalities, "modalities")
 
 
 def _modalities(values: tuple[str, ...], what: str) -> None:
@@ -125,21 +136,34 @@ class StrategyCaps:
     # On text, works in the frozen encoder's embedding space (bench.synthesis.embedding_view): its own
     # generator then needs to make "vector" data, not text.
     text_as_vectors: bool = False
-    modalities: tuple[str, ...] = MODALITIES
+    modalities: tuple[str, ...] | None = None  # None: UNDECLARED_MODALITIES (built-ins always declare)
+    # Verdicts compare the other strategies of a suite against its references, in this order (0 first:
+    # the primary reference of the report's verdicts, forest plot, cost and of the wins table). None:
+    # not a reference.
+    reference: int | None = None
+    # The control of another strategy: the same code and parameters, less what that strategy declares in
+    # `targeting_params`; `bench validate` warns when a suite gives the two other parameters.
+    control_of: str | None = None
+    # Parameters that only this strategy's targeting reads (how generation is aimed): its control may
+    # differ from it in these.
+    targeting_params: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("baseline", "method"):
             raise ValueError(f"kind must be baseline or method, got {self.kind!r}")
         if self.uses_generator and not self.synthesises:
             raise ValueError("a strategy that uses the suite's generator synthesises (synthesises=True)")
-        _modalities(self.modalities, "modalities")
+        _declared(self)
 
 
 @dataclass(frozen=True)
 class MetricCaps:
     higher_is_better: bool
-    modalities: tuple[str, ...] = MODALITIES
+    modalities: tuple[str, ...] | None = None  # None: UNDECLARED_MODALITIES (built-ins always declare)
     version: int = 1
+    # A secondary column of the report's summary table, in this order (0 first; the suite's primary
+    # metric is always shown). None: only in the detailed tables.
+    summary: int | None = None
     # What the metric reads besides the task's data, which decides whether `bench rescore` can compute
     # it from a finished cell's artifacts (bench.artifacts): "predictions" the stored test
     # probabilities (with the test labels and groups); "synthetic" the synthetic split, kept only
@@ -147,7 +171,7 @@ class MetricCaps:
     needs: Literal["predictions", "synthetic", "model"] = "predictions"
 
     def __post_init__(self) -> None:
-        _modalities(self.modalities, "modalities")
+        _declared(self)
         if self.needs not in ("predictions", "synthetic", "model"):
             raise ValueError(f"needs must be predictions, synthetic or model, got {self.needs!r}")
 

@@ -70,7 +70,13 @@ def uncertain_prompts(template: str, classes: list[str], labels: np.ndarray, pro
     return [template.format(label=classes[int(y)], confuser=classes[int(c)]) for y, c in zip(labels, confusers)]
 
 
-@STRATEGIES.register("active_synthesis", kind="method", version=2, synthesises=True, uses_generator=True)
+# Parameters that only guidance reads (how generation is aimed at U_tau): the control, random_synthetic,
+# ignores them, so the two may differ in these (bench validate warns about any other difference).
+TARGETING_PARAMS = ("guidance", "targeting", "min_lift", "bo_trials", "bo_probe", "bo_keep")
+
+
+@STRATEGIES.register("active_synthesis", kind="method", version=2, synthesises=True, uses_generator=True,
+                      modalities=("image", "tabular", "vector", "text"), targeting_params=TARGETING_PARAMS)
 @dataclass
 class ActiveSynthesis(SynthesisStrategy):
     uncertainty: str = "mc_dropout"  # or "ensemble"

@@ -15,7 +15,7 @@ from bench.evaluation import EvalContext
 from bench.registry import METRICS
 
 
-@METRICS.register("balanced_accuracy", higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("balanced_accuracy", summary=1, higher_is_better=True, modalities=MODALITIES)
 def balanced_accuracy(ctx: EvalContext) -> float:
     """Mean over the classes present in the test labels of the recall (the per-class accuracy);
     chance level is 1 / C whatever the class proportions."""
