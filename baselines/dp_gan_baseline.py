@@ -20,13 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.api import DatasetInfo
-from bench.generator import Conditions
-from ..method.generators.dp_gan import DPGAN
+from bench.api import Conditions, DatasetInfo, StrategyResult, TaskView
 from bench.registry import STRATEGIES
-from bench.strategy import StrategyResult
+from bench.seeding import Stream, stream_rng
 from bench.synthesis import SynthesisStrategy, embedded_examples, embedding_view
-from bench.task import Task
+
+from ..method.generators.dp_gan import DPGAN
 
 
 @STRATEGIES.register("dp_gan", kind="baseline", synthesises=True, own_generator="dp_gan", text_as_vectors=True,
@@ -51,7 +50,7 @@ class DPGANBaseline(SynthesisStrategy):
     hidden: int = DPGAN.hidden
     standardize: bool = DPGAN.standardize
 
-    def run(self, task: Task) -> StrategyResult:
+    def run(self, task: TaskView) -> StrategyResult:
         # Without `device`, fitted_generator has the generator follow the task's device.
         params = {f.name: getattr(self, f.name) for f in dataclasses.fields(DPGAN) if f.name != "device"}
         real, info = task.train, None
@@ -60,7 +59,7 @@ class DPGANBaseline(SynthesisStrategy):
         # cached: one fit per budget and seed
         generator, gen_log = self.fitted_generator(task, "dp_gan", params, real=real, info=info)
         labels = np.repeat(np.arange(task.num_classes), self.per_class(task))
-        synthetic = generator.sample(len(labels), Conditions(labels=labels), np.random.default_rng([task.seed, 3]))
+        synthetic = generator.sample(len(labels), Conditions(labels=labels), stream_rng(task.seed, Stream.OWN_GENERATOR))
         if info is not None:
             synthetic = embedded_examples(synthetic)
         clf = self.train(task, synthetic, label="dp_gan")

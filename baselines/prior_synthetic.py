@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.generator import Conditions
+from bench.api import Conditions, StrategyResult, TaskView
 from bench.registry import STRATEGIES
-from bench.strategy import StrategyResult
+from bench.seeding import Stream, stream_rng
 from bench.synthesis import SynthesisStrategy, pool_split
-from bench.task import Task
 
 
 @STRATEGIES.register("prior_synthetic", kind="baseline", synthesises=True, uses_generator=True,
@@ -36,9 +35,9 @@ class PriorSynthetic(SynthesisStrategy):
         if self.pool not in ("unlabeled", "validation"):
             raise ValueError("pool must be unlabeled or validation")
 
-    def run(self, task: Task) -> StrategyResult:
+    def run(self, task: TaskView) -> StrategyResult:
         generator, gen_log = self.fitted_generator(task)
-        rng = np.random.default_rng([task.seed, 2])
+        rng = stream_rng(task.seed, Stream.PRIOR_SAMPLES)
         n = self.total(task)
         prior = np.bincount(task.train.y, minlength=task.num_classes) / len(task.train)
         labels = rng.choice(task.num_classes, n, p=prior)

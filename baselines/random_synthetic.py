@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..method.active import ActiveSynthesis
 from bench.registry import STRATEGIES
+
+from ..method.active import ActiveSynthesis
 
 
 @STRATEGIES.register("random_synthetic", kind="baseline", version=2, synthesises=True, uses_generator=True,

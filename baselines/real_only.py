@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.api import StrategyResult, TaskView
 from bench.registry import STRATEGIES
-from bench.strategy import StrategyResult
-from bench.task import Task
 
 
 @STRATEGIES.register("real_only", kind="baseline", reference=0, modalities=("image", "tabular", "vector", "text"))
 @dataclass
 class RealOnly:
-    def run(self, task: Task) -> StrategyResult:
+    def run(self, task: TaskView) -> StrategyResult:
         clf = task.fit(label="real_only")
         return StrategyResult(clf, synthetic=None, log={
             "real_examples": len(task.train),

@@ -6,10 +6,11 @@ For images SMOTE interpolates flattened pixels. Interpolating in a linear embedd
 the same images up to the discarded components, and in a nonlinear embedding the new points could
 not be turned back into images for the task model, so pixels are the space used.
 
-For text SMOTE interpolates in the frozen sentence encoder's embedding space (bench.text). The text
-task models classify those embeddings, so an interpolated embedding is a valid training input even
-though no text corresponds to it: the synthetic examples are embeddings, not texts (text-quality
-metrics such as BLEU and BERTScore skip them; embedding-space coverage and density include them)."""
+For text SMOTE interpolates in the frozen sentence encoder's embedding space (the task model's `embed`
+hook, bench.synthesis.embedding_view). The text task models classify those embeddings, so an
+interpolated embedding is a valid training input even though no text corresponds to it: the synthetic
+examples are embeddings, not texts (text-quality metrics such as BLEU and BERTScore skip them;
+embedding-space coverage and density include them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,12 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from imblearn.over_sampling import SMOTE, SMOTENC
 
-from bench.data import Split
+from bench.api import Split, StrategyResult, TaskView
 from bench.registry import STRATEGIES
-from bench.strategy import StrategyResult
 from bench.synthesis import SynthesisStrategy, embedded_examples, embedding_view
 from bench.table import TableSchema
-from bench.task import Task
 
 
 def smote_samples(real: Split, per_class: int, k_neighbors: int, seed: int, schema: TableSchema | None = None) -> Split:
@@ -55,7 +54,7 @@ def smote_samples(real: Split, per_class: int, k_neighbors: int, seed: int, sche
 class Smote(SynthesisStrategy):
     k_neighbors: int = 5  # same-class neighbours to interpolate between (capped by class size - 1)
 
-    def run(self, task: Task) -> StrategyResult:
+    def run(self, task: TaskView) -> StrategyResult:
         text = task.data.modality == "text"
         real = embedding_view(task, task.train) if text else task.train
         synthetic = smote_samples(real, self.per_class(task), self.k_neighbors, task.seed,

@@ -1,40 +1,48 @@
-"""The plug-in contracts: what a data set, task model, generator, strategy and metric must provide,
-what each declares about itself when it registers (its typed capabilities), and the facts of a data
-set that components receive explicitly (DatasetInfo).
+"""The plug-in contract: every type a plug-in sees, each stated once here. What a data set, task model,
+generator, strategy and metric must provide (the Protocols, from which the registry's contract checks
+are derived), what each declares about itself when it registers (its typed capabilities), and what
+they exchange: the data containers (Split, DatasetSplits), the facts of a data set that components
+receive explicitly (DatasetInfo), the conditions a generator is sampled with (Conditions), the part of
+a task a strategy may use (TaskView), what a strategy returns (StrategyResult, its log's keys in
+StrategyLog) and what a metric receives (EvalContext).
 
 A plug-in is still one file with one decorated class (or function):
 
     @STRATEGIES.register("my_baseline", kind="baseline")
     @dataclass
     class MyBaseline:
-        def run(self, task: Task) -> StrategyResult: ...
+        def run(self, task: TaskView) -> StrategyResult: ...
+
+The contract of a strategy (a baseline or a method): a class registered in `bench.registry.STRATEGIES`,
+built by `STRATEGIES.build` from the keyword parameters of its suite entry (a dataclass, so `asdict()`
+is its parameter record), with one method, `run(task) -> StrategyResult`. It trains on the task's real
+budget (and whatever it synthesises) and returns the trained classifier, the synthetic examples it
+added, and its own log (rounds, sizes, privacy spent, ...; the keys the report reads: StrategyLog).
+Sub-seeds of the task's seed come from bench.seeding.
 
 The registry turns the decorator's keywords into the registry's capability record (an unknown or
 badly typed keyword is an error at import time, naming the plug-in) and checks that the object has
-the methods of its contract. `bench validate` and `bench run` then check, before any work starts,
-that every data set x model x generator x strategy x metric combination of a suite is one the
-components declare they support (bench.compat).
+the methods of its contract (CONTRACTS: the methods its Protocol states). `bench validate` and
+`bench run` then check, before any work starts, that every data set x model x generator x strategy x
+metric combination of a suite is one the components declare they support (bench.compat).
 
 Every capability record has a `version`: bump it when a change alters what the component produces.
 It enters the config hash of every cell that uses the component, so results of the old version are
 recomputed instead of counting as up to date.
+
+This module imports no other module of the harness (the registries import it): numpy and typing, torch
+for annotations only, so that any module may import it without a cycle.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 
-from bench.data import DatasetSplits, Split
-
-if TYPE_CHECKING:  # annotations only: these modules import the registries, which import this one
+if TYPE_CHECKING:  # annotations only: plug-ins without torch (tables, text vectors) never load it
     import torch
     from torch import nn
-
-    from bench.generator import Conditions
-    from bench.strategy import StrategyResult
-    from bench.task import Task
 
 # image: uint8 arrays (N, H, W, C); tabular: tables with a schema (bench.table: what each column is);
 # vector: plain numeric feature vectors (N, D) without a schema; text: lists of strings.
@@ -44,6 +52,45 @@ MODALITIES: tuple[str, ...] = ("image", "tabular", "vector", "text")
 # contract's first release, written out so that a modality added to MODALITIES later never enrols a
 # plug-in that did not ask for it. Built-in plug-ins always declare theirs.
 UNDECLARED_MODALITIES: tuple[str, ...] = ("image", "tabular", "vector", "text")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: what data sets load, generators make and strategies train on.
+
+
+@dataclass
+class Split:
+    """One split of a data set: inputs, integer labels and optional sensitive attributes.
+
+    `x` is modality-specific: uint8 images (N, H, W, C), a table, or a list of strings.
+    `groups` maps a sensitive attribute's name to one integer or string code per row.
+    """
+
+    x: Any
+    y: np.ndarray
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx: np.ndarray) -> "Split":
+        return Split(x=self.x[idx], y=self.y[idx], groups={k: v[idx] for k, v in self.groups.items()})
+
+
+@dataclass
+class DatasetSplits:
+    """What a Dataset's `load()` returns: the official train and test splits and their description."""
+
+    name: str
+    modality: str  # "image", "tabular" (a table with a schema), "vector" (numeric vectors) or "text"
+    classes: list[str]
+    train: Split
+    test: Split
+    schema: Any = None  # tabular data: a bench.table.TableSchema (what each column of x is); else None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
 
 
 @dataclass(frozen=True)
@@ -68,6 +115,125 @@ class DatasetInfo:
     def unnamed(cls, num_classes: int, modality: str = "image", schema: Any = None) -> "DatasetInfo":
         """For a component used outside a suite: classes named "class 0", "class 1", ..."""
         return cls(name="", modality=modality, classes=tuple(f"class {c}" for c in range(num_classes)), schema=schema)
+
+
+@dataclass
+class Conditions:
+    """What a batch of n synthetic examples is conditioned on; generators use what they support."""
+
+    labels: np.ndarray  # target class per example, int64 (n,)
+    seeds: Any = None  # seed examples (n, ...) for example-to-example variation, or None
+    strength: float = 0.5  # with seeds: 0 returns the seed, 1 ignores it (as SDEdit's noise strength)
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # tabular: column -> value per example
+    prompts: list[str] | None = None  # text / text-to-image
+    # Each seed's uncertainty relative to the round's threshold tau (score / tau: 1 at the threshold,
+    # above 1 inside U_tau), or None. Text generators raise their sampling temperature with it.
+    uncertainty: np.ndarray | None = None
+    # Each seed's own class, where known, or None. A multiple-choice seed needs it: its correct option is
+    # moved to the target letter (smollm2 with item_format choice).
+    seed_labels: np.ndarray | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The task a strategy runs on, what it returns, and what a metric sees.
+
+
+@runtime_checkable
+class TaskView(Protocol):
+    """What a strategy may use of its task (and a metric, as EvalContext.task): a data set cut down to a
+    seeded real-data budget, with its validation split, unused pool, task model and training recipe.
+    bench.task.Task is the implementation the runner builds. The test split is for evaluation only:
+    strategies never read it."""
+
+    data: DatasetSplits  # the data set as loaded: name, modality, classes, schema (and the full splits)
+    budget: int | str  # real training examples per class, or "all" / "P%" of the training split
+    seed: int  # the cell's seed; every sub-seed derives from it (bench.seeding)
+    train: Split  # the real budget
+    val: Split  # the validation split, carved from the training split
+    test: Split  # the (possibly subsampled) official test split: evaluation only
+    pool: Split  # unused real training examples, labels hidden by convention (active methods score them)
+    model: Any  # bench.config.NamedSpec: the task model's registered name (.name) and parameters (.params)
+    recipe: Any  # bench.config.TrainRecipe: the training recipe (a pydantic model; .model_copy(update=...))
+    synthetic: Any  # bench.config.SyntheticSpec (generator, budget_per_class, mix_ratio); None without one
+    device: str  # where training runs: "cpu", "cuda", "cuda:1"
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def info(self) -> DatasetInfo:
+        """The data set's facts that models and generators receive (classes, modality, table schema)."""
+
+    def fit(self, train: Split | None = None, *, seed: int | None = None, recipe: Any = None,
+            label: str = "train", **options: Any) -> Any:
+        """The task model trained on `train` (default: the real budget) with the task's recipe (or
+        `recipe`, a TrainRecipe) and `seed` (default: the task's); `options` go to
+        bench.training.fit_classifier (sample_weight, teacher, kl_weight, init). Returns a
+        bench.training.Classifier (predict_proba, best_epoch, history)."""
+
+
+class RoundLog(TypedDict, total=False):
+    """One round of a loop strategy (StrategyLog.rounds). The report's per-round figures read `round`,
+    `synthetic_total`, `val_accuracy`, `uncertain`, `mean_score_uncertain` and `mean_score_pool`."""
+
+    round: int  # 0: the model trained on the real budget alone; r >= 1: after the r-th generation
+    uncertain: int  # |U_tau|: scored pool examples at or above the threshold (count)
+    mean_score_uncertain: float | None  # mean uncertainty score in U_tau (the score's unit); None if empty
+    mean_score_pool: float  # mean uncertainty score over the scored pool (the score's unit)
+    threshold: float  # tau, in the score's unit (fixed after round 1 with tau_mode quantile)
+    targeting: dict[str, Any]  # how the round's generation was aimed: {"kind": "seeds" | "attributes" | ...}
+    stopped: bool  # the loop stopped at this round without generating
+    synthetic_total: int  # synthetic examples generated so far, this round included (count)
+    new_per_class: list[int]  # examples generated this round per target class (counts, one per class)
+    val_accuracy: float  # the round's model on the validation split (fraction in [0, 1])
+    val_loss: float  # its mean cross-entropy on the validation split (nats per example)
+    wall_seconds: float  # the round's wall-clock time (seconds)
+
+
+class StrategyLog(TypedDict, total=False):
+    """The keys of a strategy's log (StrategyResult.log, written as a result's `strategy_log`) that the
+    report reads or that the built-in strategies share; a strategy may add keys of its own. The report
+    reads `synthetic_examples` (its synthetic-budget figure) and `rounds` (its per-round figures)."""
+
+    real_examples: int  # real training examples the returned model trained on (count)
+    synthetic_examples: int  # synthetic examples the returned model's training data held (count)
+    synthetic_budget: int  # synthetic examples the strategy could add, all classes together (count)
+    mix_ratio: float  # share of the training draws that are synthetic (fraction in [0, 1])
+    rounds: list[RoundLog]  # loop strategies: one record per round, round 0 first
+    returned_round: int  # loop strategies: the round whose model is returned (0: the real-only model)
+    returned_because: str  # why that round (the selection criterion and its values)
+    stopped_because: str  # why the loop ended: "max_rounds", "converged", "budget spent", "empty region"
+    seeds_from: str  # loop strategies: where generation seeds came from ("U_tau" or "pool")
+    pool_size: int  # loop strategies: pool examples scored each round (count)
+    best_epoch: int | None  # the epoch (from 0) whose weights were kept by select_on_val; None: the last
+    history: list[dict[str, float]]  # per epoch: train_loss, val_loss (nats), val_accuracy (fraction)
+    generator: dict[str, Any]  # the fitted generator: name, cache key, cached (bool), fit_seconds (seconds)
+    privacy: dict[str, Any]  # DP strategies: epsilon, delta, noise_multiplier, steps, ... (privacy spent)
+
+
+@dataclass
+class StrategyResult:
+    """What `Strategy.run` returns."""
+
+    classifier: Any  # has predict_proba(x) -> (N, C) probabilities (bench.training.Classifier)
+    synthetic: Split | None = None  # the synthetic examples it trained on; None: it added none
+    log: StrategyLog | dict[str, Any] = field(default_factory=dict)  # JSON-able (StrategyLog: the shared keys)
+
+
+@dataclass
+class EvalContext:
+    """What a metric sees: the task, the returned classifier, its predictions on the test split and the
+    synthetic examples the strategy added."""
+
+    task: TaskView
+    classifier: Any  # bench.training.Classifier (or anything with predict_proba)
+    y_true: np.ndarray  # test labels, int64 (N,)
+    probs: np.ndarray  # predicted test probabilities, float64 (N, C)
+    synthetic: Split | None  # synthetic examples the strategy added, if any
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.task.data.classes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +360,11 @@ class Dataset(Protocol):
 
 @runtime_checkable
 class TaskModel(Protocol):
-    """A dataclass of hyper-parameters with the hooks bench.training calls."""
+    """A dataclass of hyper-parameters with the hooks bench.training calls.
+
+    Optional: `embed(x) -> np.ndarray | None`, a split's inputs as the float (N, D) embeddings the model
+    trains on (its frozen encoder's), or None when it takes no embeddings (e.g. a text model that
+    fine-tunes its encoder on tokens); bench.synthesis.embedding_view and the text-space metrics use it."""
 
     def build(self, train: Split, info: DatasetInfo) -> "nn.Module":
         """The network; may read statistics of `train` (normalisation) and `info` (classes, schema)."""
@@ -212,7 +382,7 @@ class Generator(Protocol):
 
     def fit(self, real: Split, info: DatasetInfo, seed: int) -> "Generator": ...
 
-    def sample(self, n: int, conditions: "Conditions", rng: np.random.Generator) -> Split: ...
+    def sample(self, n: int, conditions: Conditions, rng: np.random.Generator) -> Split: ...
 
 
 @runtime_checkable
@@ -221,16 +391,39 @@ class Strategy(Protocol):
     `check_compatible(info_modality, generator_caps)` raising ValueError for a data set or generator
     it cannot work with, so that `bench validate` refuses the combination."""
 
-    def run(self, task: "Task") -> "StrategyResult": ...
+    def run(self, task: TaskView) -> StrategyResult: ...
 
 
-CONTRACTS: dict[str, tuple[str, ...]] = {
-    # registry kind -> methods an entry must have (metrics are functions: callable)
-    "dataset": ("load",),
-    "model": ("build", "to_tensor", "prepare_batch"),
-    "generator": ("fit", "sample"),
-    "strategy": ("run",),
+@runtime_checkable
+class Metric(Protocol):
+    """A function registered in `bench.registry.METRICS` with its direction and modalities:
+
+        @METRICS.register("accuracy", higher_is_better=True, modalities=("image", "tabular", "text"))
+        def accuracy(ctx: EvalContext) -> float: ...
+
+    It returns a float, a dict of floats (e.g. one per class), or None where it does not apply (an
+    image-quality metric for a strategy without synthetic data). Keyword parameters after `ctx` come
+    from the suite (`metrics: [{name: fid, params: {samples: 500}}]`). Direction lives with the metric."""
+
+    def __call__(self, ctx: EvalContext, /, **params: Any) -> float | dict[str, float] | None: ...
+
+
+def contract_methods(protocol: type) -> tuple[str, ...]:
+    """The methods `protocol` states, in order: its public methods, and `__call__` for a callable one
+    (a metric). The registry checks that an entry has each of them."""
+    return tuple(name for name, value in vars(protocol).items()
+                 if callable(value) and (not name.startswith("_") or name == "__call__"))
+
+
+PROTOCOLS: dict[str, type] = {  # registry kind -> its contract (suites register paths: no contract)
+    "dataset": Dataset,
+    "model": TaskModel,
+    "generator": Generator,
+    "strategy": Strategy,
+    "metric": Metric,
 }
+
+CONTRACTS: dict[str, tuple[str, ...]] = {kind: contract_methods(p) for kind, p in PROTOCOLS.items()}
 
 CAPABILITIES: dict[str, type] = {
     "dataset": DatasetCaps,
@@ -240,4 +433,3 @@ CAPABILITIES: dict[str, type] = {
     "metric": MetricCaps,
     "suite": SuiteCaps,
 }
-

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import Split, write_atomic
+from bench.api import Split
+from bench.data import write_atomic
 from bench.errors import BenchError
 
 PAYLOAD = "_artifacts"  # record key of the arrays on their way to the writer; never in a result file

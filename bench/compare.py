@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.results import budget_segment, iter_results
+from bench.results import Result, budget_segment, load_results
 
 DEFAULT_CUDA_TOLERANCE = 1e-4  # relative; see the module docstring
 LIST_LIMIT = 10  # cells listed per one-sided group in the text report (--json lists all)
@@ -75,9 +75,8 @@ class Report:
                 "exit_code": self.exit_code}
 
 
-def cell_key(record: dict[str, Any]) -> CellKey:
-    s, c = record["suite"], record["cell"]
-    return (s["name"], s["version"], s["preset"], c["dataset"], budget_segment(c["budget"]), c["strategy"], c["seed"])
+def cell_key(r: Result) -> CellKey:
+    return (r.suite, r.version, r.preset, r.dataset, budget_segment(r.budget), r.strategy, r.seed)
 
 
 def cell_label(key: CellKey) -> str:
@@ -86,34 +85,27 @@ def cell_label(key: CellKey) -> str:
     return f"{suite}/v{version}/{preset}/{dataset}/{budget}/{strategy}/seed{seed}"
 
 
-def collect(root: Path, flag: str) -> dict[CellKey, dict[str, Any]]:
+def collect(root: Path, flag: str) -> dict[CellKey, Result]:
     """Every result under `root` by cell; BenchError for a missing folder, no results, a damaged file
     (iter_results names it) or two files of one cell."""
     root = Path(root)
     if not root.is_dir():
         raise BenchError(f"{flag} {root} {'is not a folder' if root.exists() else 'does not exist'}")
-    cells: dict[CellKey, dict[str, Any]] = {}
-    paths: dict[CellKey, Path] = {}
-    for path, record in iter_results(root):
-        key = cell_key(record)
+    cells: dict[CellKey, Result] = {}
+    for r in load_results(root):
+        key = cell_key(r)
         if key in cells:
-            raise BenchError(f"{flag} {root} holds two results of cell {cell_label(key)}: {paths[key]} and {path}")
-        cells[key], paths[key] = record, path
+            raise BenchError(f"{flag} {root} holds two results of cell {cell_label(key)}: {cells[key].path} and {r.path}")
+        cells[key] = r
     if not cells:
         raise BenchError(f"no results under {flag} {root} (expected <suite>/v<version>/.../seed<k>.json files)")
     return cells
 
 
-def device_type(record: dict[str, Any]) -> str:
-    """'cpu' or 'cuda' (the type of `compute.device`, e.g. 'cuda:0' -> 'cuda')."""
-    return str(record["compute"]["device"]).split(":")[0]
-
-
-def _flat(metrics: dict[str, Any]) -> dict[str, Any]:
+def _flat(r: Result) -> dict[str, Any]:
     """metric -> value, a mapping value as metric.key -> value (per_class_accuracy.cat)."""
     out: dict[str, Any] = {}
-    for name, m in metrics.items():
-        value = m["value"]
+    for name, value in r.metric_values().items():
         if isinstance(value, dict):
             out.update({f"{name}.{k}": v for k, v in value.items()})
             if not value:
@@ -142,11 +134,11 @@ def _compare_values(a: Any, b: Any, tol: float) -> tuple[bool, float]:
     return False, math.inf
 
 
-def compare_pair(ref: dict[str, Any], new: dict[str, Any], tol: float) -> tuple[bool, list[dict[str, Any]], float]:
+def compare_pair(ref: Result, new: Result, tol: float) -> tuple[bool, list[dict[str, Any]], float]:
     """(exactly equal, the metrics outside `tol` with both values, the largest relative difference)."""
-    a, b = _flat(ref["metrics"]), _flat(new["metrics"])
-    if ref["status"] != new["status"]:
-        a, b = {"status": ref["status"], **a}, {"status": new["status"], **b}
+    a, b = _flat(ref), _flat(new)
+    if ref.status != new.status:
+        a, b = {"status": ref.status, **a}, {"status": new.status, **b}
     exact, worst, outside = True, 0.0, []
     for name in sorted(a.keys() | b.keys()):
         va, vb = a.get(name, "missing"), b.get(name, "missing")
@@ -169,16 +161,16 @@ def compare(ref_root: Path, new_root: Path, tolerance: float | None = None) -> R
     cpus: tuple[set[str], set[str]] = (set(), set())
     for key in sorted(ref.keys() & new.keys()):
         r, n, label = ref[key], new[key], cell_label(key)
-        if r["config_hash"] != n["config_hash"]:
-            report.hash_differs.append({"cell": label, "ref": r["config_hash"], "new": n["config_hash"]})
+        if r.config_hash != n.config_hash:
+            report.hash_differs.append({"cell": label, "ref": r.config_hash, "new": n.config_hash})
             continue
-        devices = f"{device_type(r)}/{device_type(n)}"
+        devices = f"{r.device_type}/{n.device_type}"
         if tolerance is not None:
             tol = tolerance
         else:
             tol = 0.0 if devices == "cpu/cpu" else DEFAULT_CUDA_TOLERANCE
-        for side, record in zip(cpus, (r, n)):
-            side.add(str(record.get("hardware", {}).get("cpu", "unknown CPU")))
+        for side, result in zip(cpus, (r, n)):
+            side.add("unknown CPU" if result.cpu is None else str(result.cpu))
         exact, outside, worst = compare_pair(r, n, tol)
         if exact:
             report.identical.append(label)

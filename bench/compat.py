@@ -8,6 +8,8 @@ What is checked, for each data set of the suite:
   each strategy and metric declare the data set's modality;
 - a strategy's own `check_compatible(modality, generator_caps)` hook, when it has one (e.g. a
   targeting that needs table columns);
+- (a warning, not an error) a strategy that declares itself the control of another (`control_of`) has
+  an entry with that strategy's parameters, less the other's `targeting_params`;
 - the real-data budget plus the validation split fit in the smallest class of the training split, and
   the test subset in the smallest class of the test split (from the sizes the data set declares).
 """
@@ -70,29 +72,30 @@ def check_suite(suite: Any, strategies: list[tuple[Any, Any]]) -> None:
             _check_sizes(ds.name, dcaps, suite)
 
 
-# Parameters of the active loop that only guidance uses (how generation is aimed at U_tau): the control
-# ignores them, so they may differ between random_synthetic and active_synthesis.
-TARGETING_ONLY = ("guidance", "targeting", "min_lift", "bo_trials", "bo_probe", "bo_keep")
-
-
 def _check_control(strategies: list[tuple[Any, Any]]) -> None:
-    """Warn (SuiteWarning) when an active_synthesis entry has no random_synthetic entry with the same loop
-    parameters: the control then differs from the method in more than where the seeds come from."""
-    def loop(strategy: Any) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(strategy).items() if k not in TARGETING_ONLY}
+    """Warn (SuiteWarning) when an entry of a strategy X has no entry of its control (a strategy whose
+    capabilities declare control_of=X) with the same parameters, less the parameters that only X's
+    targeting reads (X's `targeting_params`): the control then differs from X in more than where the
+    seeds come from. Nothing is checked for X when the suite has no entry of its control."""
 
-    controls = [(spec, loop(s)) for spec, s in strategies if spec.name == "random_synthetic"]
-    if not controls:
-        return
-    for spec, strategy in strategies:
-        if spec.name != "active_synthesis" or any(params == loop(strategy) for _, params in controls):
-            continue
-        ref_spec, ref = controls[0]
-        mine = loop(strategy)
-        diff = ", ".join(f"{k} {mine[k]!r} vs {ref.get(k)!r}" for k in sorted(mine) if mine[k] != ref.get(k))
-        warnings.warn(f"strategy {spec.key!r} and its control {ref_spec.key!r} differ in more than the targeting "
-                      f"({diff}): the comparison then measures more than where the seeds come from; give both the "
-                      "same loop parameters (a YAML anchor)", SuiteWarning, stacklevel=2)
+    def loop(strategy: Any, targeting: tuple[str, ...]) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(strategy).items() if k not in targeting}
+
+    for target in sorted({c for c in (STRATEGIES.caps(spec.name).control_of for spec, _ in strategies) if c}):
+        targeting = STRATEGIES.caps(target).targeting_params
+        controls = [(spec, loop(s, targeting)) for spec, s in strategies
+                    if STRATEGIES.caps(spec.name).control_of == target]
+        for spec, strategy in strategies:
+            if spec.name != target:
+                continue
+            mine = loop(strategy, targeting)
+            if any(params == mine for _, params in controls):
+                continue
+            ref_spec, ref = controls[0]
+            diff = ", ".join(f"{k} {mine[k]!r} vs {ref.get(k)!r}" for k in sorted(mine) if mine[k] != ref.get(k))
+            warnings.warn(f"strategy {spec.key!r} and its control {ref_spec.key!r} differ in more than the targeting "
+                          f"({diff}): the comparison then measures more than where the seeds come from; give both "
+                          "the same loop parameters (a YAML anchor)", SuiteWarning, stacklevel=2)
 
 
 def _check_sizes(name: str, caps: Any, suite: Any) -> None:

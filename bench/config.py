@@ -1,14 +1,20 @@
-"""Suite configuration: the pydantic schema of a suite's YAML file, presets, and the expansion of a
-suite into cells with their config hashes.
+"""Suite configuration: the pydantic schema of a suite's YAML file, its presets, the overrides of
+`bench run --set KEY=VALUE` (and its short forms `--sd-path`, `--lm-path`), the defensive reader of
+suite files, and the config hash of a cell. (Expanding a suite into cells, each with its config, is
+bench.cells's work.)
 
 A suite file holds the cpu (default) settings at its top level and, under `presets`, partial
 overrides per preset (e.g. `gpu`), deep-merged onto the top level (mappings merge, lists and
 scalars replace). Bump `version` whenever a change alters scores: it is part of every cell's hash.
+`--set` overrides then replace single values of the merged suite (`apply_overrides`), before validation.
 
 Suite files are read defensively (`read_suite_file`): at most MAX_SUITE_BYTES, UTF-8, YAML through a
 SafeLoader that refuses duplicate keys and aliases that expand beyond MAX_SUITE_NODES nodes (the
 "billion laughs" bomb) or refer to themselves. Names that become folders of the results (suite,
 preset, data set, strategy and metric ids) must be safe slugs (SLUG), so no path leaves `--out`.
+
+This module names no plug-in: what a generator accepts (a local model folder) comes from the
+capabilities it declared (bench.api.GeneratorCaps) and from the parameters of its class.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Iterable, Literal, Mapping
 
 import yaml
 from pydantic import (
@@ -149,7 +155,7 @@ class TrainRecipe(_Strict):
     # every class, so this is balanced accuracy. "loss": the lowest validation loss, which can prefer an
     # early, barely trained, near-constant predictor (its loss is low because it is unsure), so it is
     # not the default. Epochs before select_from x epochs are never returned (0.1: the first tenth of
-    # training; the committed real_only runs reached their best validation accuracy after 11-93% of their epochs).
+    # training; the committed runs without synthetic data reached their best validation accuracy after 11-93% of their epochs).
     select_on_val: bool = True
     select_metric: Literal["accuracy", "loss"] = "accuracy"
     select_from: float = Field(0.1, ge=0, lt=1)  # fraction of the epochs before which no epoch is selected
@@ -247,7 +253,7 @@ def _repeated(keys: list[str]) -> list[str]:
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """`override` laid over `base`: mappings merge key by key, anything else replaces. A mapping that
-    names a different component (`name: sd_lora` over `name: diffusion`) replaces the whole mapping,
+    names a different component (`name: B` over `name: A`) replaces the whole mapping,
     since the parameters of one component mean nothing to another."""
     out = copy.deepcopy(base)
     for k, v in override.items():
@@ -367,11 +373,14 @@ def read_suite_file(path: Path) -> dict[str, Any]:
 
 
 def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int] | None = None,
-               model_path: str | None = None, lm_path: str | None = None) -> SuiteConfig:
-    """The suite `name_or_path` with `preset` merged in; `seeds`, `model_path` (the local weights
-    folder of a generator that needs one, e.g. sd_lora: `--sd-path`) and `lm_path` (a local language
-    model folder for a text generator with a `model_path` parameter, e.g. smollm2: `--lm-path`) override
-    the file's."""
+               model_path: str | None = None, lm_path: str | None = None,
+               overrides: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> SuiteConfig:
+    """The suite `name_or_path` with `preset` merged in, then `seeds` (replacing the file's), then
+    `overrides` (dotted path -> value, in order: `apply_overrides`, `bench run --set`), then
+    `model_path` (`--sd-path`) and `lm_path` (`--lm-path`): short forms of the override
+    MODEL_PATH_KEY, each refused unless the suite's generator takes that kind of folder. `model_path`:
+    a generator that declares `needs_model_path` (local weights it cannot run without); `lm_path`: a
+    text generator with a `model_path` parameter (a local language model instead of its default)."""
     path = suite_path(name_or_path)
     raw = read_suite_file(path)
     presets = raw.pop("presets", {}) or {}
@@ -386,30 +395,100 @@ def load_suite(name_or_path: str, preset: str = DEFAULT_PRESET, seeds: list[int]
         raw = deep_merge(raw, presets[preset] or {})
     if seeds is not None:
         raw["seeds"] = seeds
+    where = f"suite {raw.get('name', path.stem)!r} [{preset}]"
+    raw = apply_overrides(raw, overrides or (), where)
     for folder, flag in ((model_path, "--sd-path"), (lm_path, "--lm-path")):
         if folder is None:
             continue
-        synthetic = raw.get("synthetic")
-        generator = synthetic.get("generator") if isinstance(synthetic, dict) else None
-        name = generator if isinstance(generator, str) else generator.get("name") if isinstance(generator, dict) else None
-        named = isinstance(name, str) and bool(name)
-        if flag == "--sd-path" and not (named and GENERATORS.meta(name).get("needs_model_path")):
-            raise BenchError(f"suite {raw.get('name', path.stem)!r} [{preset}]: its generator "
-                             f"{name or '(none)'} loads no model folder, so --sd-path does not apply")
-        if flag == "--lm-path" and not (named and _is_language_model(name)):
-            raise BenchError(f"suite {raw.get('name', path.stem)!r} [{preset}]: its generator {name or '(none)'} "
-                             "is not a text generator with a model_path (e.g. smollm2), so --lm-path does not apply")
-        params = {} if isinstance(generator, str) else dict(generator.get("params") or {})
-        raw["synthetic"]["generator"] = {"name": name, "params": {**params, "model_path": str(folder)}}
+        name = _generator_name(raw)
+        if flag == "--sd-path" and not (name and GENERATORS.caps(name).needs_model_path):
+            raise BenchError(f"{where}: its generator {name or '(none)'} loads no model folder, so --sd-path "
+                             "does not apply")
+        if flag == "--lm-path" and not (name and "text" in GENERATORS.caps(name).modalities
+                                        and _has_parameter(name, "model_path")):
+            raise BenchError(f"{where}: its generator {name or '(none)'} is not a text generator with a model_path, "
+                             "so --lm-path does not apply")
+        raw = apply_overrides(raw, [(MODEL_PATH_KEY, str(folder))], where)
     raw["preset"] = preset
     return validate_suite(raw, source=str(path))
 
 
-def _is_language_model(name: str) -> bool:
-    """A text generator whose model folder can be replaced: registered for text, with a `model_path` field."""
+MODEL_PATH_KEY = "synthetic.generator.params.model_path"  # what --sd-path and --lm-path set
+COMPONENT_KEYS = ("name", "params", "id")  # the keys of a component written as a bare name
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any] | Iterable[tuple[str, Any]],
+                    where: str = "the suite") -> dict[str, Any]:
+    """`raw` (a suite's mapping, preset merged) with each dotted KEY of `overrides` set to its value, in
+    order; `raw` itself is not changed (containers along a path are copied, since YAML aliases share
+    them between entries). A segment is a mapping's key, or in a list an entry's index (0, 1, ...) or
+    the `id` or name of a named entry (strategies.ID.params.rounds). Every segment but the last must
+    exist, except a component's `params` (a component written as a bare name counts as {name: NAME});
+    the last may be new: validation (and the component's parameter check) judges it. BenchError, naming
+    `--set KEY` and `where`, for a path that does not exist."""
+    items = overrides.items() if isinstance(overrides, Mapping) else overrides
+    for key, value in items:
+        raw = _set_path(raw, str(key).split("."), 0, value, key, where)
+    return raw
+
+
+def _set_path(node: Any, parts: list[str], depth: int, value: Any, key: str, where: str) -> Any:
+    """A copy of `node` with `value` at `parts[depth:]`."""
+    head, last = parts[depth], depth == len(parts) - 1
+    at = ".".join(parts[:depth]) or "the top level"
+    if isinstance(node, str) and depth > 0 and head in COMPONENT_KEYS:
+        node = {"name": node}  # a bare component name stands for {name: NAME}
+    if isinstance(node, dict):
+        if head not in node and not last and not (head == "params" and "name" in node):
+            known = ", ".join(map(str, node)) or "nothing"
+            raise BenchError(f"--set {key}: {where} has no {head!r} at {at} (there: {known})")
+        child = node.get(head)
+        if child is None and head == "params" and not last:
+            child = {}
+        return {**node, head: value if last else _set_path(child, parts, depth + 1, value, key, where)}
+    if isinstance(node, list):
+        i = _entry(node, head, key, where, at)
+        out = list(node)
+        out[i] = value if last else _set_path(node[i], parts, depth + 1, value, key, where)
+        return out
+    raise BenchError(f"--set {key}: {where}: {at} is {_kind(node)}, so it has no {head!r}")
+
+
+def _entry(entries: list[Any], head: str, key: str, where: str, at: str) -> int:
+    """The index of a list's entry named by `head`: its index, else the entry whose id (or name) it is."""
+    if head.isdigit():
+        if int(head) < len(entries):
+            return int(head)
+        raise BenchError(f"--set {key}: {where}: {at} has {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, "
+                         f"no index {head}")
+    keys = [e if isinstance(e, str) else e.get("id") or e.get("name") if isinstance(e, dict) else None
+            for e in entries]
+    found = [i for i, k in enumerate(keys) if k == head]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise BenchError(f"--set {key}: {where}: {len(found)} entries of {at} are named {head!r}: give the index")
+    names = "".join(f"{k}; " for k in keys if k is not None)
+    hint = f"entries: {names}or an index 0-{len(entries) - 1}" if entries else "it is empty"
+    raise BenchError(f"--set {key}: {where}: {at} has no entry {head!r} ({hint})")
+
+
+def _kind(node: Any) -> str:
+    return "empty (null)" if node is None else f"{node!r} ({type(node).__name__})"
+
+
+def _generator_name(raw: dict[str, Any]) -> str | None:
+    """The name of the suite's generator (synthetic.generator), or None when it has none."""
+    synthetic = raw.get("synthetic")
+    generator = synthetic.get("generator") if isinstance(synthetic, dict) else None
+    name = generator if isinstance(generator, str) else generator.get("name") if isinstance(generator, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _has_parameter(name: str, parameter: str) -> bool:
+    """Whether generator `name`'s class (a dataclass of parameters, bench.api) takes `parameter`."""
     cls = GENERATORS.get(name)
-    return ("text" in GENERATORS.meta(name)["modalities"] and dataclasses.is_dataclass(cls)
-            and any(f.name == "model_path" for f in dataclasses.fields(cls)))
+    return dataclasses.is_dataclass(cls) and any(f.name == parameter for f in dataclasses.fields(cls))
 
 
 def validate_suite(raw: dict[str, Any], source: str) -> SuiteConfig:

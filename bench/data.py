@@ -1,5 +1,5 @@
-"""Data containers shared by every modality, and the generic machinery to find, verify, download
-and cache data files.
+"""The generic machinery to find, verify, download and cache data files (the data containers, Split
+and DatasetSplits, are part of the plug-in contract: bench.api).
 
 Where a data set's files are looked for, in order:
   1. the folder given with `--data-dir` (it must exist);
@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.request
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -38,41 +38,6 @@ from bench.errors import BenchError, BenchWarning
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-
-
-@dataclass
-class Split:
-    """One split of a data set: inputs, integer labels and optional sensitive attributes.
-
-    `x` is modality-specific: uint8 images (N, H, W, C), a table, or a list of strings.
-    `groups` maps a sensitive attribute's name to one integer or string code per row.
-    """
-
-    x: Any
-    y: np.ndarray
-    groups: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def subset(self, idx: np.ndarray) -> "Split":
-        return Split(x=self.x[idx], y=self.y[idx], groups={k: v[idx] for k, v in self.groups.items()})
-
-
-@dataclass
-class DatasetSplits:
-    """What a Dataset's `load()` returns: the official train and test splits and their description."""
-
-    name: str
-    modality: str  # "image", "tabular" (a table with a schema), "vector" (numeric vectors) or "text"
-    classes: list[str]
-    train: Split
-    test: Split
-    schema: Any = None  # tabular data: a bench.table.TableSchema (what each column of x is); else None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,15 @@
-"""What a metric sees, and the evaluation of a suite's metrics on a finished strategy.
-
-A metric is a function registered in `bench.registry.METRICS` with its direction and modalities:
-
-    @METRICS.register("accuracy", higher_is_better=True, modalities=("image", "tabular", "text"))
-    def accuracy(ctx: EvalContext) -> float: ...
-
-It returns a float, a dict of floats (e.g. one per class), or None where it does not apply (an
-image-quality metric for a strategy without synthetic data). Keyword parameters after `ctx` come
-from the suite (`metrics: [{name: fid, params: {samples: 500}}]`). Direction lives with the metric.
+"""The evaluation of a suite's metrics on a finished strategy. What a metric is and what it sees (the
+Metric protocol and EvalContext) is part of the plug-in contract: bench.api.
 """
 from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from bench.data import Split
+from bench.api import EvalContext
 from bench.errors import BenchError
 from bench.registry import METRICS
-
-
-@dataclass
-class EvalContext:
-    task: Any  # bench.task.Task
-    classifier: Any  # bench.training.Classifier (or anything with predict_proba)
-    y_true: np.ndarray  # test labels, int64 (N,)
-    probs: np.ndarray  # predicted test probabilities, float64 (N, C)
-    synthetic: Split | None  # synthetic examples the strategy added, if any
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.task.data.classes
 
 
 def check_metric_params(name: str, params: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 The runner (`bench.runner.run_suite`) decides which cells are pending, loads their data once, keeps the
 progress bar and writes every record atomically; an executor only turns cells into result records, each
-through the one function that runs a cell (`bench.runner.run_cell`), and yields `(index, record)` as
+through the one function that runs a cell (`bench.cells.run_cell`), and yields `(index, record)` as
 each cell finishes, in whatever order they finish. Workers never write result files, so they need no
 file system shared with the driver.
 
@@ -33,7 +33,7 @@ culprit; stopped and unstarted cells run again; when several cells had started (
 once), each is rerun alone, so that the culprit shows. Cells in flight when the pool broke twice without
 any started cell to blame become error rows (a worker that dies before it can run anything).
 
-Determinism: a cell's result depends on its seed alone (bench.runner.run_cell seeds Python's, numpy's
+Determinism: a cell's result depends on its seed alone (bench.cells.run_cell seeds Python's, numpy's
 and torch's global generators when it starts; components draw from their own seeded generators), not
 on which process ran it or what ran before, so every executor writes the same metrics as the sequential
 run at the same torch thread count (recorded as hardware.torch_threads; CPU kernels may round
@@ -60,10 +60,14 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
 
 from bench.errors import BenchError
 
-if TYPE_CHECKING:  # the runner imports this module; torch is imported by workers only after their settings
+# bench.cells (which runs a cell, and imports numpy and torch) is imported inside the functions that need
+# it, never at the top: a pool worker imports this module to find its initializer (_init_worker), which
+# sets the thread variables before numpy and torch load. bench.cells imports nothing of this module, and
+# this module nothing of bench.runner.
+if TYPE_CHECKING:  # annotations only (see above)
+    from bench.api import DatasetSplits
+    from bench.cells import Cell
     from bench.config import SuiteConfig
-    from bench.data import DatasetSplits
-    from bench.runner import Cell
 
 EXECUTORS = ("local", "ray")
 RAY_INSTALL = "pip install 'active-synthesis-bench[ray]'"
@@ -93,7 +97,7 @@ class Executor(Protocol):
 
     def run(self, job: Job, cells: Sequence[Cell], data: Mapping[str, DatasetSplits]) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yield `(index into cells, result record)` for every cell exactly once, as each finishes.
-        `data` maps `bench.runner.data_key(cell)` to the loaded data set. Closing the iterator early
+        `data` maps `bench.cells.data_key(cell)` to the loaded data set. Closing the iterator early
         stops the work still queued."""
 
 
@@ -148,8 +152,8 @@ class Sequential:
         resolve_device(device)
 
     def run(self, job: Job, cells: Sequence[Cell], data: Mapping[str, DatasetSplits]) -> Iterator[tuple[int, dict[str, Any]]]:
+        from bench.cells import data_key, run_cell
         from bench.device import resolve_device
-        from bench.runner import data_key, run_cell
 
         dev = resolve_device(job.device)
         for i, cell in enumerate(cells):
@@ -266,7 +270,7 @@ def _outcome(future: Future, job: Job, cell: Cell, index: int, t0: float,
 def _error(job: Job, cell: Cell, t0: float, kind: str, message: str, detail: str = "") -> dict[str, Any]:
     """The error row of a cell whose worker produced no record; its wall time runs from `t0` (when it
     was sent to the worker, perf_counter seconds) to now."""
-    from bench.runner import error_record
+    from bench.cells import error_record
 
     return error_record(job.suite, cell, kind, message, device=job.device,
                         wall_seconds=time.perf_counter() - t0, detail=detail)
@@ -304,17 +308,17 @@ def _pool_cell(job: Job, cell: Cell, index: int) -> dict[str, Any]:
     global _current
     import torch
 
-    from bench import runner
+    from bench import cells
 
     _current, _state[index] = index, STARTED  # if this process dies now, the driver knows which cell it ran
     try:
         if _problem is not None:
-            record = runner.error_record(job.suite, cell, *_problem, device=job.device)
+            record = cells.error_record(job.suite, cell, *_problem, device=job.device)
         else:
-            key = runner.data_key(cell)
+            key = cells.data_key(cell)
             if key not in _datasets:
-                _datasets[key] = runner.load_dataset(cell.dataset, job.data_dir)
-            record = runner.run_cell(job.suite, cell, _datasets[key], torch.device(job.device), quiet=True,
+                _datasets[key] = cells.load_dataset(cell.dataset, job.data_dir)
+            record = cells.run_cell(job.suite, cell, _datasets[key], torch.device(job.device), quiet=True,
                                      timeout=job.timeout)
     finally:
         _current = None
@@ -397,7 +401,7 @@ class RayExecutor:
             self._started_here = False
 
     def run(self, job: Job, cells: Sequence[Cell], data: Mapping[str, DatasetSplits]) -> Iterator[tuple[int, dict[str, Any]]]:
-        from bench.runner import data_key
+        from bench.cells import data_key
 
         ray = import_ray()
         self._connect(ray)
@@ -495,7 +499,7 @@ def _ray_group(job: Job, cells: list[Cell], data: DatasetSplits, threads: int, e
     """A Ray task: the group's cells one after another in this worker, yielding each record."""
     import torch
 
-    from bench import runner
+    from bench.cells import error_record, run_cell
     from bench.device import resolve_device
 
     torch.set_num_threads(threads)  # a worker process runs many tasks: set for each
@@ -506,6 +510,6 @@ def _ray_group(job: Job, cells: list[Cell], data: DatasetSplits, threads: int, e
         problem = problem or ("BenchError", str(exc))
     for cell in cells:
         if problem is not None:
-            yield runner.error_record(job.suite, cell, *problem, device=job.device)
+            yield error_record(job.suite, cell, *problem, device=job.device)
             continue
-        yield runner.run_cell(job.suite, cell, data, device, quiet=True, timeout=job.timeout)
+        yield run_cell(job.suite, cell, data, device, quiet=True, timeout=job.timeout)

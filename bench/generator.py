@@ -1,9 +1,9 @@
-"""The contract of a generator, the conditions it is sampled with, and the on-disk cache of fitted
-generators.
+"""The on-disk cache of fitted generators.
 
-A generator is a dataclass registered in `bench.registry.GENERATORS` with:
+A generator is a dataclass registered in `bench.registry.GENERATORS` with (its contract:
+bench.api.Generator; Split, DatasetInfo and Conditions are bench.api's):
 
-    fit(real: Split, info: bench.api.DatasetInfo, seed: int) -> self
+    fit(real: Split, info: DatasetInfo, seed: int) -> self
     sample(n: int, conditions: Conditions, rng: numpy.random.Generator) -> Split
 
 Fitted generators are cached under a content key (generator name, parameters and version, data set,
@@ -41,35 +41,18 @@ import pickle
 import secrets
 import stat
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.data import Split, cache_root, cache_unwritable, fsync_dir, remove_stale, warn_cache, write_atomic
+from bench.api import DatasetInfo, Split, TaskView
+from bench.data import cache_root, cache_unwritable, fsync_dir, remove_stale, warn_cache, write_atomic
 from bench.registry import GENERATORS
 
 _MAGIC = b"active-synthesis-bench signed pickle v1\n"  # then a 32-byte HMAC-SHA256 tag, then the pickle
 _KEY_BYTES = 32  # HMAC-SHA256 key length: the hash's output size, full strength
 _untrusted_keys: set[str] = set()  # key files already reported unusable in this process
-
-
-@dataclass
-class Conditions:
-    """What a batch of n synthetic examples is conditioned on; generators use what they support."""
-
-    labels: np.ndarray  # target class per example, int64 (n,)
-    seeds: Any = None  # seed examples (n, ...) for example-to-example variation, or None
-    strength: float = 0.5  # with seeds: 0 returns the seed, 1 ignores it (as SDEdit's noise strength)
-    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # tabular: column -> value per example
-    prompts: list[str] | None = None  # text / text-to-image
-    # Each seed's uncertainty relative to the round's threshold tau (score / tau: 1 at the threshold,
-    # above 1 inside U_tau), or None. Text generators raise their sampling temperature with it.
-    uncertainty: np.ndarray | None = None
-    # Each seed's own class, where known, or None. A multiple-choice seed needs it: its correct option is
-    # moved to the target letter (smollm2 with item_format choice).
-    seed_labels: np.ndarray | None = None
 
 
 def fingerprint(split: Split) -> str:
@@ -102,8 +85,8 @@ def generator_cache_path(name: str, key: str) -> Path:
     return cache_root() / "generators" / f"{name}-{key[:32]}.pkl"
 
 
-def fitted_generator(task: Any, name: str, params: dict[str, Any], real: Split | None = None,
-                     info: Any = None) -> tuple[Any, dict[str, Any]]:
+def fitted_generator(task: TaskView, name: str, params: dict[str, Any], real: Split | None = None,
+                     info: DatasetInfo | None = None) -> tuple[Any, dict[str, Any]]:
     """The generator `name` fitted on the task's real budget (or on `real`, another view of it, such as
     text embeddings, described by `info`): loaded from the cache when a signed entry is present, else
     fitted and stored. Returns it with a log record (key, whether it came from the cache, and the fit's

@@ -8,16 +8,16 @@ primary metric also gets a 95% confidence interval of the mean (Student's t with
 freedom; undefined for a single seed). Compute columns are means per cell.
 
 After the tables of each (suite, version, preset) comes its verdict table: every strategy against
-real_only and random_synthetic, paired by seed (`bench.stats`); at the end, the wins table counts
-per strategy the comparisons against real_only it wins and loses.
+each reference (the strategies whose capabilities declare a `reference` rank), paired by seed
+(`bench.stats`); at the end, the wins table counts per strategy the comparisons against the primary
+reference it wins and loses.
 """
 from __future__ import annotations
 
 import math
 import sys
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -25,7 +25,7 @@ from scipy import stats
 from bench import stats as paired
 from bench.config import budget_text
 from bench.environment import known_commit
-from bench.results import budget_segment, iter_results
+from bench.results import GroupKey, Result, budget_segment, by_group, by_strategy, load_results, scalar_metrics
 
 HEADER = (
     "# Leaderboard\n\n"
@@ -64,7 +64,7 @@ def _mean_std(values: list[float]) -> str:
     return _fmt(mean) if len(values) == 1 else f"{_fmt(mean)} ± {_fmt(std)}"
 
 
-def _mean_compute(compute: list[dict[str, Any]], key: str, scale: float = 1.0) -> str:
+def _mean_compute(compute: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) -> str:
     """Mean over cells, 3 significant digits, without an exponent from 1,000 on (1,350, not 1.35e+03);
     "—" where a cell lacks the figure (GPU hours on CPU)."""
     if not compute or any(c.get(key) is None for c in compute):
@@ -73,14 +73,10 @@ def _mean_compute(compute: list[dict[str, Any]], key: str, scale: float = 1.0) -
     return f"{float(f'{value:.3g}'):,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def collect(root: Path) -> dict[tuple, list[dict[str, Any]]]:
+def collect(root: Path) -> dict[GroupKey, list[Result]]:
     """The valid results under `root` by (suite, version, preset, dataset, budget). A damaged or
     schema-invalid file is left out with one warning line on stderr naming it (`bench run` recomputes it)."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for _, r in iter_results(root, on_invalid=_warn_invalid):
-        s, c = r["suite"], r["cell"]
-        groups[(s["name"], s["version"], s["preset"], c["dataset"], c["budget"])].append(r)
-    return groups
+    return by_group(load_results(root, on_invalid=_warn_invalid))
 
 
 def _warn_invalid(path: Path, reason: str) -> None:
@@ -116,7 +112,7 @@ def verdict_table(family: tuple[str, int, str], comparisons: list[paired.Compari
     lines = [f"\n### Verdicts: {suite} v{version} · preset {preset}\n\n",
              "| " + " | ".join(head) + " |\n",
              "|" + "|".join(["---"] * (2 + several) + ["---:"] * 4 + ["---", "---:"]) + "|\n"]
-    refs = list(paired.REFERENCES)
+    refs = paired.references({c.reference for c in comparisons})
     sign = 1 if c0.higher_is_better else -1
 
     groups = list(dict.fromkeys((c.dataset, c.budget) for c in comparisons))  # in the order of the tables
@@ -135,8 +131,13 @@ def verdict_table(family: tuple[str, int, str], comparisons: list[paired.Compari
     return "".join(lines)
 
 
-def wins_table(families: dict[tuple[str, int, str], list[paired.Comparison]], reference: str = "real_only") -> str:
-    """Markdown: SDGym-style counts of significant wins and losses against `reference` across data sets."""
+def wins_table(families: dict[tuple[str, int, str], list[paired.Comparison]], reference: str | None = None) -> str:
+    """Markdown: SDGym-style counts of significant wins and losses against `reference` (default: the
+    primary reference of `families`) across data sets; "" where no comparison has a reference."""
+    if reference is None:
+        reference = paired.primary_reference(c.reference for comps in families.values() for c in comps)
+        if reference is None:
+            return ""
     rows = paired.wins(families, reference)
     lines = [f"\n## Wins against {reference} across suites, presets, data sets and budgets\n\n",
              "Per strategy: the comparisons against " + reference + " in the verdict tables above, and in how many it\n"
@@ -152,26 +153,14 @@ def _fmt_p(p: float | None) -> str:
     return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
-def _table(suite: str, version: int, preset: str, dataset: str, budget: int, records: list[dict[str, Any]]) -> str:
-    primary = records[0]["suite"]["primary_metric"]
-    by_strategy: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        by_strategy[r["cell"]["strategy"]].append(r)
-    # Scalar metrics only (per-class dicts stay in the JSON), primary first.
-    directions: dict[str, bool] = {}
-    mappings: set[str] = set()  # a metric that is a mapping in any result (None in others, e.g. without synthetic data)
-    for r in records:
-        for name, m in r["metrics"].items():
-            directions.setdefault(name, m["higher_is_better"])
-            if isinstance(m["value"], dict):
-                mappings.add(name)
-    directions = {n: d for n, d in directions.items() if n not in mappings}
+def _table(suite: str, version: int, preset: str, dataset: str, budget: int | str, records: Sequence[Result]) -> str:
+    primary = records[0].primary_metric
+    directions = scalar_metrics(records)  # per-class and per-group values stay in the JSON
     others = sorted(n for n in directions if n != primary)
     rows = []
-    for strategy, rs in by_strategy.items():
-        ok = [r for r in rs if r["status"] == "ok"]
-        vals = {n: [r["metrics"][n]["value"] for r in ok if r["metrics"].get(n, {}).get("value") is not None]
-                for n in directions}
+    for strategy, rs in by_strategy(records).items():
+        ok = [r for r in rs if r.ok]
+        vals = {n: [v for r in ok if (v := r.value(n)) is not None] for n in directions}
         p = mean_ci(vals[primary]) if vals.get(primary) else None
         rows.append((strategy, ok, len(rs) - len(ok), p, vals))
     higher = directions.get(primary, True)
@@ -195,7 +184,7 @@ def _table(suite: str, version: int, preset: str, dataset: str, budget: int, rec
         cells = [strategy]
         cells += [_mean_std(vals[primary]) if p else "—", f"[{_fmt(p[2])}, {_fmt(p[3])}]" if p and p[2] is not None else "—"]
         cells.append(str(len(ok)))
-        comp = [r["compute"] for r in ok]
+        comp = [r.compute for r in ok]
         cells += [_mean_compute(comp, "wall_seconds"), _mean_compute(comp, "cpu_hours"), _mean_compute(comp, "gpu_hours"),
                   str(errors)]
         lines.append("| " + " | ".join(cells) + " |\n")
@@ -204,7 +193,7 @@ def _table(suite: str, version: int, preset: str, dataset: str, budget: int, rec
         lines += ["\n| metric | " + " | ".join(names) + " |\n", "|---|" + "---:|" * len(names) + "\n"]
         for n in others:
             lines.append(f"| {n} {arrow(n)} | " + " | ".join(_mean_std(row[4][n]) for row in rows) + " |\n")
-        peak = [_mean_compute([r["compute"] for r in row[1]], "peak_rss_bytes", 1 / 2**30) for row in rows]
+        peak = [_mean_compute([r.compute for r in row[1]], "peak_rss_bytes", 1 / 2**30) for row in rows]
         lines.append("| peak RSS GB | " + " | ".join(peak) + " |\n")
     return "".join(lines)
 
@@ -214,9 +203,8 @@ def provenance_problems(root: Path) -> list[str]:
     (or where git could not tell), or at a commit this repository does not have. Published numbers must
     come from a clean tree at a commit in history, so that anyone can check them out and rerun them."""
     problems = []
-    for path, r in iter_results(root, on_invalid=lambda p, reason: None):
-        code = r.get("code", {})
-        commit, dirty = code.get("git_commit"), code.get("git_dirty")
+    for r in load_results(root, on_invalid=lambda p, reason: None):
+        path, commit, dirty = r.path, r.git_commit, r.git_dirty
         if dirty is not False:
             problems.append(f"{path}: written from a tree with uncommitted changes" if dirty else
                             f"{path}: no record of whether its tree was clean")

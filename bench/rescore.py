@@ -27,22 +27,22 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from bench import __version__, artifacts
+from bench.api import DatasetSplits, EvalContext
+from bench.cells import Cell, data_key, expand_cells, load_dataset
 from bench.config import KeyedSpec, SuiteConfig
-from bench.data import DatasetSplits
 from bench.device import resolve_device
 from bench.environment import code_version
 from bench.errors import BenchError
-from bench.evaluation import EvalContext, evaluate
+from bench.evaluation import evaluate
 from bench.progress import Progress
 from bench.registry import METRICS, STRATEGIES
-from bench.results import cell_path, json_safe, read_valid_result, write_result
-from bench.runner import Cell, data_key, expand_cells, load_dataset
+from bench.results import Result, cell_path, json_safe, read_valid_result, write_result
 from bench.task import Task
 
 NO_RESULT = "no result"
@@ -127,20 +127,21 @@ def _plan(suite: SuiteConfig, results: Path, summary: RescoreSummary) -> list[Pl
             continue
         found += 1
         record = read_valid_result(path)  # a damaged result: BenchError naming it
-        if record["status"] != "ok":
+        result = Result(record, path)
+        if not result.ok:
             summary.skipped[ERROR_RESULT].append(path)
             continue
-        if record["config_hash"] == cell.hash:
+        if result.config_hash == cell.hash:
             summary.up_to_date.append(path)
             continue
-        changed = training_changes(record["config"], cell.config)
+        changed = training_changes(result.config, cell.config)
         if changed:
             summary.skipped[f"trained with another {', '.join(changed)}: rerun with `bench run`"].append(path)
             continue
         if not artifacts.has_sidecar(record):
             summary.skipped[NO_ARTIFACTS].append(path)
             continue
-        todo = stale_metrics(suite, record)
+        todo = stale_metrics(suite, result)
         needs = {spec.key: METRICS.caps(spec.name).needs for spec in todo}
         model_metrics.update(k for k, n in needs.items() if n == "model")
         synthetic = [k for k, n in needs.items() if n == "synthetic"]
@@ -167,7 +168,7 @@ def _plain(x: Any) -> Any:
     return json.loads(json.dumps(json_safe(x, strict=False), sort_keys=True))
 
 
-def training_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def training_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """The parts of a cell's config, other than its metrics, in which `old` (a result's) differs from
     `new` (the suite's now), e.g. ["train", "versions.strategy"]: none, and the metrics can be rescored."""
     a, b = _plain(old), _plain(new)
@@ -187,23 +188,24 @@ def training_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changed
 
 
-def stale_metrics(suite: SuiteConfig, record: dict[str, Any]) -> list[KeyedSpec]:
-    """The suite's metrics that `record` lacks, or computed with other parameters or another version."""
-    config = record["config"]
+def stale_metrics(suite: SuiteConfig, result: Result) -> list[KeyedSpec]:
+    """The suite's metrics that `result` lacks, or computed with other parameters or another version."""
+    config = result.config
     entries = {m if isinstance(m, str) else (m.get("id") or m.get("name")): m for m in config.get("metrics") or []}
     versions = (config.get("versions") or {}).get("metrics") or {}
     return [spec for spec in suite.metrics
-            if spec.key not in record["metrics"] or entries.get(spec.key) != _plain(spec.record())
+            if spec.key not in result.metrics or entries.get(spec.key) != _plain(spec.record())
             or versions.get(spec.key) != METRICS.caps(spec.name).version]
 
 
 def _rescore_cell(suite: SuiteConfig, plan: Plan, data: DatasetSplits, device: torch.device) -> str | None:
     """Compute the plan's metrics and rewrite its result; the reason when the cell is skipped instead."""
     cell, record = plan.cell, plan.record
+    result = Result(record, plan.path)
     task = Task.build(data, cell.budget, suite.val_per_class, cell.seed, suite.model, suite.train,
                       test_per_class=suite.test_per_class, synthetic=suite.synthetic, device=str(device), quiet=True)
-    real = record.get("real_data")
-    if real is not None and (real["fingerprint"] != task.real_fingerprint or real["test_examples"] != len(task.test)):
+    if result.real_data is not None and (result.real_fingerprint != task.real_fingerprint
+                                        or result.test_examples != len(task.test)):
         return "the data set's splits differ from the run's (another data set file?): rerun with `bench run --force`"
     probs = artifacts.read_sidecar(plan.path, record)["probs"]
     if probs.shape != (len(task.test), task.num_classes):
@@ -230,12 +232,12 @@ def _rescore_cell(suite: SuiteConfig, plan: Plan, data: DatasetSplits, device: t
 def update(record: dict[str, Any], suite: SuiteConfig, cell: Cell, computed: dict[str, dict[str, Any]]) -> None:
     """`record` as the suite's cell now: its metrics in the suite's order (computed ones new, the others
     kept), the suite's config and hash, and `rescored` naming the metrics computed after the run."""
-    old = record["metrics"]
-    record["metrics"] = {k: computed[k] if k in computed else old[k] for k in suite.metric_keys}
+    before = Result(record)  # read before the rewrite below
+    earlier, kept = set(before.rescored_metrics), before.metrics
+    record["metrics"] = {k: computed[k] if k in computed else kept[k] for k in suite.metric_keys}
     record["config"] = cell.config
     record["config_hash"] = cell.hash
     record["suite"]["primary_metric"] = suite.primary_metric
-    earlier = set((record.get("rescored") or {}).get("metrics") or [])
     later = [k for k in suite.metric_keys if k in computed or k in earlier]
     if computed:
         record["rescored"] = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "metrics": later,

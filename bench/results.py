@@ -1,13 +1,17 @@
 """The result store: one JSON file per cell, written atomically and validated against the declared
-schema (`bench/result_schema.json`, version SCHEMA_VERSION).
+schema (`bench/result_schema.json`, version SCHEMA_VERSION), and read back as typed results.
 
-Layout: <out>/<suite>/<preset>/<dataset>/<budget: n100, all or pct10>/<strategy>/seed<seed>.json
+Layout: <out>/<suite>/v<version>/<preset>/<dataset>/<budget: n100, all or pct10>/<strategy id>/seed<seed>.json
 
 A write goes through a temporary file named TEMP_PREFIX... in the cell's folder, fsynced, renamed into
 place, and the folder fsynced, so that neither an interruption nor a power loss leaves a truncated
 result. Temporary files orphaned by a killed process are removed by `clean_stale_temp_files`. A record
 that cannot be written where it belongs is saved under <out>/UNSAVED_DIR (or the system's temporary
 folder) by `save_fallback`, so that a computed cell is never lost.
+
+The readers (leaderboard, stats, report, compare, rescore) see a record through `Result`: typed
+properties over the validated record (suite, cell, status, metrics, compute, strategy log, real data,
+provenance), and the grouping helpers `by_group`, `by_family`, `by_strategy` and `by_seed`.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -196,3 +202,256 @@ def iter_results(root: Path, on_invalid: Callable[[Path, str], None] | None = No
             on_invalid(path, str(exc))
             continue
         yield path, record
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed view of a record and its grouping helpers.
+
+GroupKey = tuple[str, int, str, str, int | str]  # (suite, version, preset, dataset, budget)
+Family = tuple[str, int, str]  # (suite, version, preset): one verdict table, one section of the report
+Group = tuple[str, int | str]  # (dataset, budget) within a family
+
+
+def finite_number(x: Any) -> float | None:
+    """A finite int or float (not a bool) as a float, else None."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+        return float(x)
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class Result(Mapping[str, Any]):
+    """One cell's validated result record, read through typed properties. The record stays whole
+    (`record`, and this object is a read-only mapping of it) for what takes it as stored:
+    bench.artifacts reads its `artifacts` entry, `bench rescore` rewrites it."""
+
+    record: Mapping[str, Any]
+    path: Path | None = None  # the file it was read from; None for a record built in memory
+
+    @classmethod
+    def of(cls, r: Result | Mapping[str, Any]) -> Result:
+        """`r` itself if it is a Result, else a view of the record `r`."""
+        return r if isinstance(r, Result) else cls(r)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.record[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.record)
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+    # The suite and the cell (`suite`, `cell`: required by the schema).
+    @property
+    def suite(self) -> str:
+        return self.record["suite"]["name"]
+
+    @property
+    def version(self) -> int:
+        return self.record["suite"]["version"]
+
+    @property
+    def preset(self) -> str:
+        return self.record["suite"]["preset"]
+
+    @property
+    def primary_metric(self) -> str:
+        return self.record["suite"]["primary_metric"]
+
+    @property
+    def dataset(self) -> str:
+        return self.record["cell"]["dataset"]
+
+    @property
+    def budget(self) -> int | str:
+        """Real examples per class, or a budget form ("all", "10%")."""
+        return self.record["cell"]["budget"]
+
+    @property
+    def strategy(self) -> str:
+        """The strategy's id in its suite (its folder): the registered name, or an id such as one per
+        synthetic budget of a frontier preset."""
+        return self.record["cell"]["strategy"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.record["cell"]["seed"])
+
+    @property
+    def family(self) -> Family:
+        return (self.suite, self.version, self.preset)
+
+    @property
+    def group(self) -> GroupKey:
+        return (self.suite, self.version, self.preset, self.dataset, self.budget)
+
+    def cell_path(self, out: Path) -> Path:
+        """Where the store keeps this cell's result under `out` (`cell_path`)."""
+        return cell_path(out, self.suite, self.version, self.preset, self.dataset, self.budget, self.strategy,
+                         self.seed)
+
+    # The configuration.
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.record["config"]
+
+    @property
+    def config_hash(self) -> str:
+        return self.record["config_hash"]
+
+    @property
+    def strategy_name(self) -> str | None:
+        """The registered strategy the cell ran (config.strategy.name); None where not recorded."""
+        return (self.config.get("strategy") or {}).get("name")
+
+    @property
+    def synthetic_budget(self) -> float | None:
+        """Configured synthetic examples per class: 0 for a cell without a `synthetic` section (a strategy
+        that does not synthesise), None where the section gives no number."""
+        synthetic = self.config.get("synthetic")
+        return 0.0 if synthetic is None else finite_number(synthetic.get("budget_per_class"))
+
+    # Status and metrics.
+    @property
+    def status(self) -> str:
+        return self.record["status"]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def metrics(self) -> Mapping[str, Mapping[str, Any]]:
+        """Metric name -> {"value": number, None or a mapping, "higher_is_better": bool}."""
+        return self.record.get("metrics") or {}
+
+    def value(self, metric: str) -> float | None:
+        """The metric's value where it is a finite number; None where absent, missing or a mapping."""
+        return finite_number(self.metrics.get(metric, {}).get("value"))
+
+    def metric_values(self) -> dict[str, Any]:
+        """Metric -> its value as stored: a number, None (not computed) or a mapping (per class, per group)."""
+        return {name: m["value"] for name, m in self.metrics.items()}
+
+    def higher_is_better(self, metric: str) -> bool | None:
+        """The metric's direction as the record states it; None where the record lacks the metric."""
+        m = self.metrics.get(metric)
+        return None if m is None else bool(m["higher_is_better"])
+
+    @property
+    def rescored_metrics(self) -> list[str]:
+        """The metrics `bench rescore` computed after the run."""
+        return list((self.record.get("rescored") or {}).get("metrics") or [])
+
+    # Compute and hardware (`compute`, `hardware`: required by the schema).
+    @property
+    def compute(self) -> Mapping[str, Any]:
+        return self.record["compute"]
+
+    def compute_number(self, key: str) -> float | None:
+        """A compute figure (wall_seconds, cpu_hours, gpu_hours, peak_rss_bytes, ...) where it is a finite
+        number; None where the cell lacks it (GPU hours on the CPU)."""
+        return finite_number(self.compute.get(key))
+
+    @property
+    def device_type(self) -> str:
+        """'cpu' or 'cuda': the type of compute.device ('cuda:0' -> 'cuda')."""
+        return str(self.compute["device"]).split(":")[0]
+
+    @property
+    def cpu(self) -> str | None:
+        """The CPU model the cell ran on (hardware.cpu); None where not recorded."""
+        return self.record.get("hardware", {}).get("cpu")
+
+    # What the strategy did.
+    @property
+    def strategy_log(self) -> Mapping[str, Any]:
+        return self.record.get("strategy_log") or {}
+
+    @property
+    def synthetic_examples(self) -> float | None:
+        """Synthetic examples the strategy added (strategy_log.synthetic_examples)."""
+        return finite_number(self.strategy_log.get("synthetic_examples"))
+
+    @property
+    def rounds(self) -> list[Mapping[str, Any]]:
+        """The loop's rounds (strategy_log.rounds), each a mapping; none for a strategy without a loop."""
+        return [rd for rd in self.strategy_log.get("rounds") or [] if isinstance(rd, Mapping)]
+
+    # The real data the cell trained on (`real_data`: absent in older results).
+    @property
+    def real_data(self) -> Mapping[str, Any] | None:
+        return self.record.get("real_data")
+
+    @property
+    def real_fingerprint(self) -> str | None:
+        return (self.real_data or {}).get("fingerprint")
+
+    @property
+    def train_examples(self) -> float | None:
+        return finite_number((self.real_data or {}).get("train_examples"))
+
+    @property
+    def test_examples(self) -> int | None:
+        return (self.real_data or {}).get("test_examples")
+
+    # Provenance (`code`: required by the schema; a record made in memory may lack it).
+    @property
+    def git_commit(self) -> str | None:
+        return self.record.get("code", {}).get("git_commit")
+
+    @property
+    def git_dirty(self) -> bool | None:
+        return self.record.get("code", {}).get("git_dirty")
+
+
+def scalar_metrics(results: Iterable[Result | Mapping[str, Any]]) -> dict[str, bool]:
+    """Metric -> higher_is_better (as the first result that has the metric states it), sorted by name,
+    for the metrics of `results` whose value is never a mapping: per-class and per-group values stay in
+    the JSON (a metric may be a mapping in some results and None in others, e.g. without synthetic data)."""
+    directions: dict[str, bool] = {}
+    mappings: set[str] = set()
+    for r in map(Result.of, results):
+        for name, m in r.metrics.items():
+            directions.setdefault(name, bool(m["higher_is_better"]))
+            if isinstance(m["value"], dict):
+                mappings.add(name)
+    return {n: d for n, d in sorted(directions.items()) if n not in mappings}
+
+
+def by_group(results: Iterable[Result | Mapping[str, Any]]) -> dict[GroupKey, list[Result]]:
+    """Results by (suite, version, preset, dataset, budget), in the order given."""
+    out: dict[GroupKey, list[Result]] = {}
+    for r in map(Result.of, results):
+        out.setdefault(r.group, []).append(r)
+    return out
+
+
+def by_family(groups: Mapping[GroupKey, Sequence[Result]]) -> dict[Family, dict[Group, list[Result]]]:
+    """Groups of `by_group` by family (suite, version, preset), each family's groups by (dataset, budget),
+    in the order given."""
+    out: dict[Family, dict[Group, list[Result]]] = {}
+    for (suite, version, preset, dataset, budget), results in groups.items():
+        out.setdefault((suite, version, preset), {})[(dataset, budget)] = [Result.of(r) for r in results]
+    return out
+
+
+def by_strategy(results: Iterable[Result | Mapping[str, Any]]) -> dict[str, list[Result]]:
+    """Results by strategy id, in the order given."""
+    out: dict[str, list[Result]] = {}
+    for r in map(Result.of, results):
+        out.setdefault(r.strategy, []).append(r)
+    return out
+
+
+def by_seed(results: Iterable[Result | Mapping[str, Any]]) -> dict[int, Result]:
+    """Results (of one strategy) by seed; of two with one seed, the later."""
+    return {r.seed: r for r in map(Result.of, results)}
+
+
+def load_results(root: Path, on_invalid: Callable[[Path, str], None] | None = None) -> Iterator[Result]:
+    """`iter_results` as typed results, each knowing the file it was read from."""
+    for path, record in iter_results(root, on_invalid):
+        yield Result(record, path)
+

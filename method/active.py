@@ -41,16 +41,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import Split
+from bench.api import Conditions, Split, StrategyResult, TaskView
 from bench.errors import BenchError
-from bench.generator import Conditions
+from bench.registry import STRATEGIES
+from bench.seeding import Stream, member_seed, round_seed, stream_rng
+from bench.synthesis import SynthesisStrategy, concat, empty_like, mix_weights, pool_split
+from bench.training import selection_key
+
 from .targeting import attribute_conditions, bo_conditions, overrepresented
 from .uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
-from bench.registry import STRATEGIES
-from bench.strategy import StrategyResult
-from bench.synthesis import SynthesisStrategy, concat, empty_like, mix_weights, pool_split
-from bench.task import Task
-from bench.training import selection_key
 
 
 def draw_labels(probs: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
@@ -132,21 +131,21 @@ class ActiveSynthesis(SynthesisStrategy):
             raise ValueError(f"targeting {self.targeting!r} conditions on table columns, and {modality} data has "
                              "none: use targeting seeds (or auto)")
 
-    def estimate(self, task: Task, models: list[Any], x: Any, round_: int) -> Uncertainty:
+    def estimate(self, task: TaskView, models: list[Any], x: Any, round_: int) -> Uncertainty:
         if self.uncertainty == "ensemble":
             return ensemble(models, x)
-        return mc_dropout(models[0], x, passes=self.passes, seed=task.seed * 1000 + round_)
+        return mc_dropout(models[0], x, passes=self.passes, seed=round_seed(task.seed, round_))
 
-    def fit_round(self, task: Task, round_: int, **options: Any) -> list[Any]:
+    def fit_round(self, task: TaskView, round_: int, **options: Any) -> list[Any]:
         """The round's model(s): one, or the ensemble's members (independently seeded)."""
         k = self.members if self.uncertainty == "ensemble" else 1
-        return [task.fit(seed=task.seed * 1000 + 100 * round_ + m, label=f"round {round_} member {m}"
+        return [task.fit(seed=member_seed(task.seed, round_, m), label=f"round {round_} member {m}"
                          if k > 1 else f"round {round_}", **options) for m in range(k)]
 
-    def run(self, task: Task) -> StrategyResult:
+    def run(self, task: TaskView) -> StrategyResult:
         mix = self.mix(task)
         generator, gen_log = self.fitted_generator(task)
-        rng = np.random.default_rng([task.seed, 1])
+        rng = stream_rng(task.seed, Stream.SYNTHESIS_LOOP)
         total = self.total(task)
         per_round = math.ceil(total / self.max_rounds)
         pool = pool_split(task, self.pool, self.pool_size, task.seed)
@@ -200,7 +199,7 @@ class ActiveSynthesis(SynthesisStrategy):
             "pool_size": len(pool), "generator": gen_log,
         })
 
-    def select_round(self, task: Task, rounds: list[dict[str, Any]], candidates: list[tuple[int, list[Any]]]
+    def select_round(self, task: TaskView, rounds: list[dict[str, Any]], candidates: list[tuple[int, list[Any]]]
                      ) -> tuple[int, list[Any], str]:
         """The round to return, its model(s) and why: with select_round_on_val the best of all trained rounds,
         round 0 included, by the recipe's selection criterion on the validation split; else the last."""
@@ -216,7 +215,7 @@ class ActiveSynthesis(SynthesisStrategy):
         return r, models, (f"the best of rounds {', '.join(str(c[0]) for c in candidates)} by validation {what} "
                            f"(select_round_on_val): accuracy {best['val_accuracy']:.4f}, loss {best['val_loss']:.4f}")
 
-    def conditions(self, task: Task, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
+    def conditions(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
                    chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, rng: np.random.Generator,
                    threshold: float | None = None) -> tuple[Conditions, dict[str, Any]]:
         """The round's generation conditions, aimed at U_tau as `targeting` says, with a log of them. With
@@ -248,10 +247,10 @@ class ActiveSynthesis(SynthesisStrategy):
 
         bo_labels, attrs, trials = bo_conditions(sample, lambda x: self.estimate(task, models, x, r).bald, task.num_classes,
                                                  targets, len(chosen), self.bo_trials, self.bo_probe, self.bo_keep,
-                                                 seed=task.seed * 1000 + r)
+                                                 seed=round_seed(task.seed, r))
         return Conditions(labels=bo_labels, attributes=attrs), {"kind": "bo", "targets": named, "trials": trials}
 
-    def _round_log(self, task: Task, r: int, models: list[Any], n_syn: int, scoring: dict | None, start: float,
+    def _round_log(self, task: TaskView, r: int, models: list[Any], n_syn: int, scoring: dict | None, start: float,
                    new_labels: np.ndarray | None = None) -> dict[str, Any]:
         p = np.mean([m.predict_proba(task.val.x) for m in models], axis=0)
         y = np.asarray(task.val.y)

@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from bench.seeding import round_seed
 from bench.table import TableSchema
 
 
@@ -86,7 +87,7 @@ def bo_conditions(sample: Callable[[int, int, Target | None, int], np.ndarray], 
     def objective(trial: "optuna.Trial") -> float:
         label = trial.suggest_categorical("label", list(range(num_classes)))
         which = trial.suggest_categorical("target", list(range(len(options))))
-        x = sample(probe, label, options[which], seed * 1000 + trial.number)
+        x = sample(probe, label, options[which], round_seed(seed, trial.number))
         return float(np.mean(bald(x)))
 
     study.optimize(objective, n_trials=trials)

@@ -11,8 +11,7 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
 )
 
-from bench.api import MODALITIES
-from bench.evaluation import EvalContext
+from bench.api import MODALITIES, EvalContext
 from bench.registry import METRICS
 
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. 2017

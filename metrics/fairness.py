@@ -40,9 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.api import MODALITIES
+from bench.api import MODALITIES, EvalContext
 from bench.errors import BenchError
-from bench.evaluation import EvalContext
 from bench.registry import METRICS
 
 

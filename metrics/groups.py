@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-from bench.api import MODALITIES
+from bench.api import MODALITIES, EvalContext
 from bench.errors import BenchError
-from bench.evaluation import EvalContext
 from bench.registry import METRICS
 
 

@@ -12,7 +12,7 @@ real images of the task's test split, all on the 2048-d pool features of Incepti
 A strategy without synthetic data gets None (not applicable).
 
 Text: `coverage`, `density` and `one_nn_accuracy` apply to text data too (same names and parameters),
-on the 384-d MiniLM embeddings of bench.text (`embed`, cached per text) instead of Inception features:
+on the 384-d MiniLM embeddings of the text models' encoder (`embed`, cached per text) instead of Inception features:
 synthetic strings and embedding-space examples (SMOTE) alike, against the real test texts. Only
 `_feature_pair` knows the difference (it dispatches on the data set's modality). FID and KID stay
 image-only: their readings are known on Inception features (text has BERTScore and BLEU,
@@ -36,9 +36,11 @@ The reference features of a real subset are computed once and cached on disk und
 synthetic features are kept in memory keyed the same way, so the five metrics of one cell (given the
 same parameters) run Inception once.
 
-`bench fid A B` scores two image sets given as files (`read_image_set`: a folder of image files or a
-.npy array) through the same path: `features`, then the `*_from_features` functions the registered
-metrics call (`image_set_scores`).
+`bench fid A B` scores two image sets given as files (bench.image_files.read_image_set: a folder of
+image files or a .npy array) with these registered metrics themselves, on a context whose test images
+are A and whose synthetic images are B, every image of both (a folder's images may differ in size:
+`_subset` then keeps a list of arrays). The subsets follow bench.image_files.subset_indices, so that
+`bench fid --samples N` picks the images a metric with `samples: N` picks.
 
 Small-N bias: FID's estimator is biased upwards, by a term that shrinks roughly like 1/N, and is large
 at a few hundred images (compare FIDs only at equal N, never to published 50k-image FIDs). KID's
@@ -60,9 +62,10 @@ import numpy as np
 import torch
 from scipy.linalg import LinAlgWarning
 
+from bench.api import EvalContext
 from bench.data import cache_root, cache_unwritable, write_atomic
 from bench.errors import BenchError
-from bench.evaluation import EvalContext
+from bench.image_files import subset_indices
 from bench.registry import METRICS
 
 IMAGE = ("image",)
@@ -77,8 +80,6 @@ MEMO_ENTRIES = 8  # feature sets kept in memory (500 x 2048 float32 = 4 MB each)
 KID_SUBSETS = 100  # clean-fid's defaults: 100 subsets of at most 1000 images per side
 KID_SUBSET_SIZE = 1000
 NEAREST_K = 5  # prdc's k, as Naeem et al. 2020 recommend
-# What clean-fid's folder mode reads (cleanfid.fid.EXTENSIONS without npy), any letter case here.
-IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 
 # A set of images: one (N, H, W, 3) uint8 array, or a sequence of (H, W, 3) uint8 arrays of any sizes
 # (read from a folder of files); Inception sees each resized to 299x299 either way.
@@ -140,7 +141,11 @@ def _extract(images: Images, device: str) -> np.ndarray:
     return np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, FEATURE_DIM), np.float32)
 
 
-def _as_rgb_uint8(x: object) -> np.ndarray:
+def _as_rgb_uint8(x: object) -> Images:
+    """(N, H, W, 3) uint8 images; a list of images of several sizes (`bench fid` of a folder) stays a list
+    of (H, W, 3) arrays."""
+    if isinstance(x, list) and len({np.shape(im) for im in x}) > 1:
+        return [_as_rgb_uint8(np.asarray(im)[None])[0] for im in x]
     a = np.asarray(x)
     if a.dtype != np.uint8:
         raise BenchError(f"image-quality metrics expect uint8 images, got {a.dtype}")
@@ -157,12 +162,13 @@ def _pick(x: object, n: int, what: str = "image-quality metrics") -> object:
         raise BenchError(f"{what} need a positive sample count, got {n}")
     total = len(x)  # type: ignore[arg-type]
     if total > n:
-        idx = np.sort(np.random.default_rng(SUBSET_SEED).permutation(total)[:n])
-        x = x[idx]  # type: ignore[index]  # reads only these images from a memory-mapped split
+        idx = subset_indices(total, n, SUBSET_SEED)
+        # reads only these images from a memory-mapped split
+        x = [x[i] for i in idx] if isinstance(x, list) else x[idx]  # type: ignore[index]
     return x
 
 
-def _subset(x: object, n: int) -> np.ndarray:
+def _subset(x: object, n: int) -> Images:
     """A seeded subset of n images (all of them if there are fewer), as (N, H, W, 3) uint8."""
     return _as_rgb_uint8(_pick(x, n))
 
@@ -218,13 +224,13 @@ def _save_atomic(path: Path, a: np.ndarray) -> None:
 
 def _feature_pair(ctx: EvalContext, samples: int, reference_samples: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(real test, synthetic) features as float64, or None when the strategy added no examples:
-    Inception features of images; for text, the task model's MiniLM embeddings (bench.text.task_embeddings)
+    Inception features of images; for text, the task model's MiniLM embeddings (minilm_encoder.task_embeddings)
     of strings and embedding-space examples alike, both being points of that space."""
     if ctx.synthetic is None or len(ctx.synthetic) == 0:
         return None
     device = str(getattr(ctx.task, "device", "cpu"))
     if ctx.task.data.modality == "text":
-        from bench.text import task_embeddings
+        from ..benchmarks.models.minilm_encoder import task_embeddings
 
         what = "text feature metrics"
         real = task_embeddings(ctx.task, _pick(ctx.task.test.x, reference_samples, what), device=device)
@@ -376,69 +382,3 @@ def one_nn_from_features(real: np.ndarray, fake: np.ndarray) -> float:
     # kneighbors() without a query returns each fitted point's neighbours other than itself: leave-one-out
     nn = NearestNeighbors(n_neighbors=1).fit(x).kneighbors(return_distance=False)[:, 0]
     return float(balanced_accuracy_score(is_fake, is_fake[nn]))
-
-
-def read_image_set(path: Path, samples: int | None = None, minimum: int = 2) -> Images:
-    """The images of a folder of image files or of a .npy file, for `bench fid`, as uint8 RGB.
-
-    A folder: every file with a suffix of IMAGE_SUFFIXES below it (sub-folders too, as clean-fid's
-    folder mode reads), in sorted path order, each opened with PIL and converted to RGB (as clean-fid
-    does); one (N, H, W, 3) array when all have one size, else a list of (H, W, 3) arrays. A .npy file:
-    uint8 of shape (N, H, W, C) with C in 1, 3 or (N, H, W) greyscale, memory-mapped. `samples` keeps a
-    seeded subset of that many (the suite metrics' subset rule, `_pick`), chosen before any image is
-    decoded. BenchError, naming the path, for anything else or for fewer than `minimum` images."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise BenchError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        if samples is not None:
-            files = list(_pick(np.array(files, dtype=object), samples, f"{path}:"))
-        images: Images = [_read_image(p) for p in files]
-        if len({im.shape for im in images}) == 1:
-            images = np.stack(images)
-    elif path.is_file() and path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise BenchError(f"{path}: not a readable .npy array ({exc})") from None
-        if (array.dtype != np.uint8 or array.ndim not in (3, 4) or min(array.shape[1:3]) < 1
-                or (array.ndim == 4 and array.shape[-1] not in (1, 3))):
-            raise BenchError(f"{path}: expected uint8 images of shape (N, H, W, 3), (N, H, W, 1) or (N, H, W), "
-                             f"got {array.dtype} {array.shape}")
-        images = _subset(array, len(array) if samples is None else samples)
-    elif path.exists():
-        raise BenchError(f"{path}: expected a folder of image files or a .npy file")
-    else:
-        raise BenchError(f"{path} does not exist")
-    if len(images) < minimum:
-        need = "FID needs a covariance" if minimum == 2 else f"coverage and density need {NEAREST_K} neighbours"
-        raise BenchError(f"{path}: {len(images)} image(s), at least {minimum} needed ({need})")
-    return images
-
-
-def _read_image(path: Path) -> np.ndarray:
-    """One image file as (H, W, 3) uint8, PIL's convert('RGB') as clean-fid reads it."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BenchError(f"cannot read image {path}: {exc}") from None
-
-
-def image_set_scores(real: Images, fake: Images, device: str = "cpu", kid: bool = False,
-                     prdc: bool = False) -> dict[str, float]:
-    """FID of two image sets, with `kid` also KID, with `prdc` also coverage, density and 1-NN accuracy;
-    `real` is the reference side of the asymmetric ones. The suite metrics' path: `features` (not
-    cached on disk), then the same *_from_features functions at the same parameters."""
-    a = features(real, device).astype(np.float64)
-    b = features(fake, device).astype(np.float64)
-    scores = {"fid": fid_from_features(a, b)}
-    if kid:
-        scores["kid"] = kid_from_features(a, b)
-    if prdc:
-        out = prdc_from_features(a, b)
-        scores.update(coverage=out["coverage"], density=out["density"], one_nn_accuracy=one_nn_from_features(a, b))
-    return scores

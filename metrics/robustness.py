@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.api import EvalContext
 from bench.errors import BenchError
-from bench.evaluation import EvalContext
 from bench.registry import METRICS
 
 IMAGE = ("image",)

@@ -28,7 +28,8 @@ so compare these numbers against random synthesis with the same generator, not a
   but only sees differences of the encoded features' means (a wrong variance or a wrong correlation
   with the right means goes unseen). An AUC below 0.5 is chance-level noise, not "more real than real".
   It applies to text too (the only metric here that does): the same test on the 384-d MiniLM
-  embeddings (bench.text.embed) of synthetic and real training examples instead of encoded rows.
+  embeddings (benchmarks/models/minilm_encoder.py) of synthetic and real training examples instead of encoded
+  rows.
 - `dcr` / `dcr_ratio`: nearest-neighbour Euclidean distances in the encoded space below, from at most
   `samples` synthetic rows and from as many real test rows (fresh draws the generator never saw) to the
   real training rows. A ratio near 1 is the ideal (synthetic rows are as close to the training rows as
@@ -46,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.api import EvalContext
 from bench.errors import BenchError
-from bench.evaluation import EvalContext
 from bench.registry import METRICS
 from bench.table import LABEL_COLUMN
 
@@ -129,8 +130,8 @@ def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", sampl
     """Mean cross-validated ROC AUC of `model` telling balanced real and synthetic rows apart; 0.5
     means indistinguishable. None with fewer than two rows a side, or when the detector learns nothing
     (`_two_sample_auc`; pass model logistic for a few dozen rows). Text: the rows are the MiniLM
-    embeddings (bench.text.embed) of the synthetic examples (strings and embedding-space ones) and of
-    the real training texts, the label left out."""
+    embeddings (minilm_encoder.task_embeddings) of the synthetic examples (strings and embedding-space ones)
+    and of the real training texts, the label left out."""
     text = ctx.task.data.modality == "text"
     schema = None if text else _schema(ctx)
     if ctx.synthetic is None or len(ctx.synthetic) == 0 or (schema is None and not text):
@@ -142,7 +143,7 @@ def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", sampl
         return None
     real, synthetic = _subset(ctx.task.train, n, rng), _subset(ctx.synthetic, n, rng)
     if text:
-        from bench.text import task_embeddings
+        from ..benchmarks.models.minilm_encoder import task_embeddings
 
         device = str(getattr(ctx.task, "device", "cpu"))
         real, synthetic = task_embeddings(ctx.task, real.x, device), task_embeddings(ctx.task, synthetic.x, device)

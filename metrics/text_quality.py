@@ -9,12 +9,13 @@ accuracy of multiple-choice tasks.
 | `exact_match` | higher | share of test questions answered with the correct option (accuracy on answer letters) |
 
 `coverage`, `density`, `one_nn_accuracy` (metrics/image_quality.py) and `detection_auc`
-(metrics/table_quality.py) also apply to text, on the MiniLM embeddings of bench.text; `chance_accuracy`
-(metrics/classification.py) gives the level of a uniform guess beside them.
+(metrics/table_quality.py) also apply to text, on the MiniLM embeddings of the text models' encoder
+(benchmarks/models/minilm_encoder.py); `chance_accuracy` (metrics/classification.py) gives the level of a
+uniform guess beside them.
 
 The reference of a synthetic text for `bertscore` and `bleu` is its nearest real text: the training
 text (of `task.train`, the real budget the generator saw) with the highest cosine similarity of MiniLM
-embeddings (bench.text.embed, unit-length, so the dot product). A synthetic text is thus scored against
+embeddings (minilm_encoder.embed, unit-length, so the dot product). A synthetic text is thus scored against
 the real text it resembles most, not against an arbitrary one; an exact copy scores 100 BLEU and F1 1,
 which reads as fidelity here and as memorisation in `dcr`-style terms, so read them together with
 `self_bleu` and `coverage`.
@@ -22,7 +23,7 @@ which reads as fidelity here and as memorisation in `dcr`-style terms, so read t
 Only strings are scored: examples that exist only in embedding space (SMOTE, see bench.text) are not
 text, so a strategy that added no strings gets None, as does one that added nothing. Every subset is
 drawn from `task.seed`, so a cell's values are reproducible. Nothing downloads: BERTScore runs the
-local MiniLM folder (bench.text.encoder_path).
+local MiniLM folder (minilm_encoder.encoder_path).
 """
 from __future__ import annotations
 
@@ -31,11 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from bench.api import EvalContext
 from bench.errors import BenchError
-from bench.evaluation import EvalContext
-from .classification import accuracy
 from bench.registry import METRICS
-from bench.text import embed, encoder_path, texts_of
+from bench.text import texts_of
+
+from ..benchmarks.models.minilm_encoder import embed, encoder_path
+from .classification import accuracy
 
 TEXT = ("text",)
 MAX_NGRAM = 4  # BLEU-4

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.api import DatasetSplits, Split
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
-from bench.data import DatasetSplits, Split
 from bench.task import Task
 
 

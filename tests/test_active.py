@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from bench.api import Conditions
 from bench.baselines.smote import smote_samples
 from bench.benchmarks.datasets.toy_pockets import ToyPocketsOracle
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
-from bench.generator import Conditions, fitted_generator
+from bench.generator import fitted_generator
 from bench.method.uncertainty import mc_dropout
 from bench.registry import DATASETS, GENERATORS, STRATEGIES
 from bench.synthesis import mix_weights

@@ -18,12 +18,12 @@ from typing import Callable
 import pytest
 from tiny_suite import GOOD
 
+from bench.api import StrategyResult
 from bench.cli import main
 from bench.config import MAX_SUITE_BYTES, read_suite_file
 from bench.errors import BenchError
 from bench.registry import STRATEGIES
 from bench.results import cell_path, clean_stale_temp_files, iter_results, write_result
-from bench.strategy import StrategyResult
 
 # The classic "billion laughs": 1.2 KB of YAML whose aliases expand to 9**9 (387 million) strings.
 BOMB = GOOD + 'lol0: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
@@ -166,6 +166,27 @@ CASES: list[Case] = [
     ("unknown preset", lambda ws: run_args(ws, GOOD, "--preset", "gpu"), "has no preset 'gpu'"),
     ("--device tpu", lambda ws: run_args(ws, GOOD, "--device", "tpu"), "invalid choice: 'tpu'"),
     ("--sd-path without sd generator", lambda ws: run_args(ws, GOOD, "--sd-path", str(ws)), "loads no model folder"),
+    ("--lm-path without a text generator", lambda ws: run_args(ws, GOOD, "--lm-path", str(ws)),
+     "is not a text generator with a model_path, so --lm-path does not apply"),
+    # --set KEY=VALUE.
+    ("--set without =", lambda ws: run_args(ws, GOOD, "--set", "nonsense"), "--set takes KEY=VALUE"),
+    ("--set empty key", lambda ws: run_args(ws, GOOD, "--set", "=3"), "--set takes KEY=VALUE"),
+    ("--set key with ..", lambda ws: run_args(ws, GOOD, "--set", "train..epochs=3"), "--set takes KEY=VALUE"),
+    ("--set bad YAML", lambda ws: run_args(ws, GOOD, "--set", "seeds=[0"), "--set seeds: VALUE '[0' is not a YAML value"),
+    ("--set missing section", lambda ws: run_args(ws, GOOD, "--set", "trian.epochs=3"),
+     "--set trian.epochs: suite 't' [cpu] has no 'trian' at the top level"),
+    ("--set missing list entry", lambda ws: run_args(ws, GOOD, "--set", "strategies.smote.params.k=3"),
+     "strategies has no entry 'smote' (entries: real_only; or an index 0-0)"),
+    ("--set index out of range", lambda ws: run_args(ws, GOOD, "--set", "seeds.3=1"), "seeds has 1 entry, no index 3"),
+    ("--set below a number", lambda ws: run_args(ws, GOOD, "--set", "val_per_class.x=1"),
+     "val_per_class is 1 (int), so it has no 'x'"),
+    ("--set unknown field", lambda ws: run_args(ws, GOOD, "--set", "train.epoch=3"),
+     "train.epoch: Extra inputs are not permitted"),
+    ("--set bad value", lambda ws: run_args(ws, GOOD, "--set", "train.epochs=-1"),
+     "train.epochs: Input should be greater than 0"),
+    ("--set unknown parameter", lambda ws: run_args(ws, GOOD, "--set", "model.params.depth=2"), "model 'small_cnn'"),
+    ("validate result --set", lambda ws: ["validate", suite_file(ws, "{}", "r.json"), "--set", "seeds=[1]"],
+     "is a result: --set, --sd-path and --lm-path apply to a suite"),
     ("--out under a file", lambda ws: ["run", "--suite", suite_file(ws, GOOD), "--out", str(ws / "a-file" / "r")],
      "is not writable"),
     ("--data-dir missing", lambda ws: run_args(ws, GOOD, "--data-dir", str(ws / "no-data")), "does not exist"),

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from tiny_suite import GOOD
 
+from bench.cells import expand_cells
 from bench.config import validate_suite
 from bench.registry import GENERATORS, METRICS, MODELS, STRATEGIES
 from bench.results import cell_path
-from bench.runner import expand_cells
 
 SUITE = {
     "name": "hashes", "version": 1, "primary_metric": "accuracy", "datasets": ["cifar10"], "budgets": [10],

@@ -134,3 +134,24 @@ def test_a_control_that_differs_from_the_method_in_more_than_targeting_is_a_warn
     assert len(err) == 1 and err[0].startswith("bench: warning:") and "pool_size 200 vs 100" in err[0]
     assert main(["validate", suite("{pool_size: 100}", "{pool_size: 100, targeting: seeds, min_lift: 2.0}")]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_set_overrides_the_suite_of_run_rescore_and_validate(tmp_path, capsys):
+    assert main(["validate", suite(tmp_path), "--set", "seeds=[0, 1, 2]", "--set", "budgets.0=1"]) == 0
+    assert "cpu: 3 cells" in capsys.readouterr().out
+    for command in (["run", "--out", str(tmp_path / "out")], ["rescore", "--results", str(tmp_path)]):
+        one_line_error(capsys, [*command, "--suite", suite(tmp_path), "--set", "trian.epochs=3"],
+                       "--set trian.epochs: suite 't' [cpu] has no 'trian' at the top level")
+        one_line_error(capsys, [*command, "--suite", suite(tmp_path), "--set", "nonsense"], "--set takes KEY=VALUE")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_loads_no_plugin_or_torch_before_a_command_runs():
+    """Parsing (and refusing) arguments imports neither torch nor a plug-in folder, so a bad argument is
+    refused at once; each command module has its parser and its command."""
+    code = ("import sys; from bench.cli import COMMANDS, build_parser; build_parser().parse_args(['run', '--suite', "
+            "'x', '--set', 'train.epochs=3']); assert all(callable(m.add_parser) and callable(m.cmd) for m in "
+            "COMMANDS.values()); print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(("
+            "'bench.method', 'bench.baselines', 'bench.benchmarks', 'bench.metrics', 'bench.config'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

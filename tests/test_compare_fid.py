@@ -248,7 +248,7 @@ def fid_scores(capsys, *argv: str) -> dict[str, float]:
 
 
 def test_fid_reads_npy_and_png_folders_alike(image_files, capsys):
-    from bench.metrics.image_quality import read_image_set
+    from bench.image_files import read_image_set
 
     from_png = read_image_set(image_files["png"])
     assert isinstance(from_png, np.ndarray) and np.array_equal(from_png, np.load(image_files["a"]))
@@ -263,28 +263,56 @@ def test_fid_reads_npy_and_png_folders_alike(image_files, capsys):
     assert abs(same["fid"]) < 1e-3 * npy["fid"]  # FID(A, A) ~ 0, up to sqrtm's rounding
 
 
-def test_fid_command_and_suite_metrics_share_one_path(image_files):
-    """The registered metrics on a context holding the same images give the command's numbers."""
+def from_features(real, fake) -> dict[str, float]:
+    """The scores of two image sets as `bench fid` computed them before it called the registered metrics:
+    Inception features of every image, then the estimators at their default parameters."""
+    from bench.metrics.image_quality import (
+        features,
+        fid_from_features,
+        kid_from_features,
+        one_nn_from_features,
+        prdc_from_features,
+    )
+
+    a, b = features(real).astype(np.float64), features(fake).astype(np.float64)
+    prdc = prdc_from_features(a, b)
+    return {"fid": fid_from_features(a, b), "kid": kid_from_features(a, b), "coverage": prdc["coverage"],
+            "density": prdc["density"], "one_nn_accuracy": one_nn_from_features(a, b)}
+
+
+def test_fid_command_calls_the_registered_metrics_and_its_numbers_stay(image_files, capsys):
+    """`bench fid` prints the registered metrics of a context holding the two sets, which are the numbers
+    of the estimators on every image's features; its printed values are those to 8 digits."""
     from test_image_quality import make_ctx
 
-    from bench.metrics.image_quality import image_set_scores
+    from bench.cli.fid import PRDC, image_set_scores
     from bench.registry import METRICS
 
     a, b = np.load(image_files["a"]), np.load(image_files["b"])
-    scores = image_set_scores(a, b, device="cpu", kid=True, prdc=True)
+    scores = image_set_scores(a, b, ("fid", "kid", *PRDC), device="cpu")
+    assert scores == from_features(a, b)
     ctx = make_ctx(a, b)
     for name, value in scores.items():
         assert METRICS.get(name)(ctx, samples=N, reference_samples=N) == value, name
+    printed = fid_scores(capsys, image_files["a"], image_files["b"], "--kid", "--prdc")
+    assert printed == {name: float(f"{value:.8g}") for name, value in scores.items()}
 
 
 def test_fid_of_images_of_several_sizes_and_a_subset(image_files, capsys):
-    from bench.metrics.image_quality import _pick, read_image_set
+    from bench.cli.fid import image_set_scores
+    from bench.image_files import read_image_set
+    from bench.metrics.image_quality import _pick
 
     mixed = read_image_set(image_files["mixed"])
     assert [im.shape for im in mixed] == [(32, 32, 3), (24, 40, 3)]
-    assert np.isfinite(fid_scores(capsys, image_files["mixed"], image_files["b"])["fid"])
+    printed = fid_scores(capsys, image_files["mixed"], image_files["b"])
+    assert np.isfinite(printed["fid"])
+    b = np.load(image_files["b"])
+    assert image_set_scores(mixed, b, ("fid",), device="cpu")["fid"] == from_features(mixed, b)["fid"]
     subset = read_image_set(image_files["a"], samples=4)
     assert np.array_equal(subset, _pick(np.load(image_files["a"]), 4))
+    folder_subset = read_image_set(image_files["png"], samples=4)  # the same images, picked before decoding
+    assert np.array_equal(folder_subset, subset)
 
 
 @pytest.mark.parametrize("argv,expected", [

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import config_hash, deep_merge, load_suite
-from bench.errors import BenchError
-from bench.runner import expand_cells
+from bench.cells import expand_cells
+from bench.config import MODEL_PATH_KEY, apply_overrides, config_hash, deep_merge, load_suite
+from bench.errors import BenchError, SuiteWarning
 
 SUITE = """
 name: t
@@ -125,3 +125,81 @@ def test_a_metric_twice_needs_ids_and_results_are_keyed_by_them(tmp_path):
     assert suite.metric_record()[0] == "accuracy"  # a bare name stays a bare name: old config hashes hold
     assert suite.metric_record()[1] == {"name": "worst_group_accuracy", "params": {"attribute": "a"}}
     assert suite.metric_record()[2]["id"] == "worst_b"
+
+
+# -- --set KEY=VALUE --------------------------------------------------------------------------------------
+
+
+def hashes(suite) -> list[str]:
+    return [config_hash(c.config) for c in expand_cells(suite)]
+
+
+def test_overrides_set_values_by_dotted_path_after_the_preset(tmp_path):
+    path = write(tmp_path, SUITE)
+    suite = load_suite(path, preset="gpu", overrides={"train.epochs": 3, "budgets.1": 200, "model.params.width": 8})
+    assert suite.train.epochs == 3 and suite.budgets == [50, 200] and suite.model.params == {"width": 8}
+    assert suite.train.lr == 3e-4  # the rest of the preset's recipe stays
+    # in order: a later override of one key wins; a new last key is validation's to judge
+    assert load_suite(path, overrides=[("train.epochs", 2), ("train.epochs", 4)]).train.epochs == 4
+    assert load_suite(path, overrides={"train.lr_schedule": "cosine"}).train.lr_schedule == "cosine"
+    assert load_suite(path, overrides={"train": {"epochs": 5}}).train.epochs == 5  # a YAML mapping replaces
+
+
+def test_overrides_name_list_entries_by_id_name_or_index_and_leave_aliases_alone():
+    raw = {"strategies": ["real_only", {"name": "random_synthetic", "params": {"passes": 10}},
+                         {"name": "active_synthesis", "id": "as", "params": None}],
+           "seeds": [0, 1]}
+    shared = raw["strategies"][1]["params"]
+    raw["strategies"].append({"name": "active_synthesis", "params": shared})  # a YAML alias: the same object
+    out = apply_overrides(raw, {"strategies.random_synthetic.params.passes": 3, "strategies.as.params.rounds": 2,
+                                "strategies.real_only.params.x": 1, "seeds.1": 7})
+    assert out["strategies"][0] == {"name": "real_only", "params": {"x": 1}}  # a bare name is {name: NAME}
+    assert out["strategies"][1]["params"] == {"passes": 3}
+    assert out["strategies"][2]["params"] == {"rounds": 2}  # `params: null` or absent: a new mapping
+    assert out["strategies"][3]["params"] == {"passes": 10}  # the alias's other user is untouched
+    assert out["seeds"] == [0, 7] and raw["seeds"] == [0, 1] and shared == {"passes": 10}  # raw is not changed
+    with pytest.raises(BenchError, match="2 entries of strategies are named 'active_synthesis': give the index"):
+        apply_overrides({"strategies": [{"name": "active_synthesis"}] * 2}, {"strategies.active_synthesis.id": "x"})
+
+
+def test_an_override_with_the_files_value_keeps_every_cell_and_hash():
+    plain = load_suite("smoke")
+    same = load_suite("smoke", overrides={"train.epochs": plain.train.epochs, "seeds.0": plain.seeds[0]})
+    assert same == plain and hashes(same) == hashes(plain)
+    assert hashes(load_suite("smoke", overrides={"train.epochs": 1})) != hashes(plain)
+
+
+def test_sd_path_is_a_short_form_of_the_model_path_override(tmp_path):
+    flag = load_suite("cifar10", preset="gpu-sd", model_path=str(tmp_path))
+    assert flag == load_suite("cifar10", preset="gpu-sd", overrides={MODEL_PATH_KEY: str(tmp_path)})
+    assert hashes(flag) == hashes(load_suite("cifar10", preset="gpu-sd", overrides={MODEL_PATH_KEY: str(tmp_path)}))
+
+
+def test_overrides_refuse_a_path_the_suite_does_not_have(tmp_path):
+    path = write(tmp_path, SUITE)
+    with pytest.raises(BenchError, match=r"--set trian.epochs: suite 't' \[cpu\] has no 'trian' at the top level"):
+        load_suite(path, overrides={"trian.epochs": 3})
+    with pytest.raises(BenchError, match="synthetic"):  # the suite has no synthetic section
+        load_suite(path, overrides={MODEL_PATH_KEY: "/models/x"})
+    with pytest.raises(BenchError, match="train.epoch: Extra inputs are not permitted"):
+        load_suite(path, overrides={"train.epoch": 3})
+
+
+# -- controls (bench.compat) -----------------------------------------------------------------------------
+
+CONTROLLED = SUITE.replace("strategies: [real_only]", """synthetic:
+  generator: {name: pca_gmm, params: {components: 4}}
+  budget_per_class: 2
+strategies:
+  - name: random_synthetic
+    params: {passes: 10, max_rounds: 2}
+  - name: active_synthesis
+    params: {passes: PASSES, max_rounds: 2, min_lift: 1.5}""")
+
+
+def test_a_control_that_differs_in_more_than_the_targeting_is_warned_about(tmp_path, recwarn):
+    expand_cells(load_suite(write(tmp_path, CONTROLLED.replace("PASSES", "10"))))  # only min_lift: targeting
+    assert not [w for w in recwarn if issubclass(w.category, SuiteWarning)]
+    with pytest.warns(SuiteWarning, match="strategy 'active_synthesis' and its control 'random_synthetic' differ in "
+                      r"more than the targeting \(passes 5 vs 10\)"):
+        expand_cells(load_suite(write(tmp_path, CONTROLLED.replace("PASSES", "5"))))

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import pytest
 
 from bench.api import MODALITIES, DatasetInfo
+from bench.cells import expand_cells
 from bench.config import validate_suite
 from bench.errors import BenchError
 from bench.generator import fitted_generator
 from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES, Registry
-from bench.runner import expand_cells
 
 # What each built-in component is meant to work on, written out independently of the registrations:
 # if a declaration drifts (or a component is registered without its modalities), a test below fails.
@@ -208,8 +208,8 @@ def test_generators_receive_the_dataset_info_explicitly(tiny_task, tmp_path, mon
 
 
 def test_dataset_info_of_a_table_carries_its_schema():
+    from bench.cells import load_dataset
     from bench.config import NamedSpec
-    from bench.runner import load_dataset
 
     data = load_dataset(NamedSpec(name="transactions"), None)
     info = DatasetInfo.of(data)

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.api import DatasetInfo
-from bench.data import Split
-from bench.generator import Conditions
+from bench.api import Conditions, DatasetInfo, Split
 from bench.method.generators.diffusion import ClassConditionalDiffusion
 
 # diffusers' DPM-Solver builds a numpy array from a torch tensor the way numpy 2 deprecates

@@ -11,10 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.api import DatasetInfo
+from bench.api import Conditions, DatasetInfo, Split
 from bench.config import NamedSpec, TrainRecipe
-from bench.data import Split
-from bench.generator import Conditions, fitted_generator
+from bench.generator import fitted_generator
 from bench.method.generators.dp_gan import DPGAN, _ConvDiscriminator, _MLPDiscriminator
 from bench.registry import DATASETS, STRATEGIES
 from bench.results import json_safe

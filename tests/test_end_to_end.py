@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.api import StrategyCaps
+from bench.api import StrategyCaps, StrategyResult
 from bench.cli import main
 from bench.registry import STRATEGIES
 from bench.results import iter_results, validate_result
-from bench.strategy import StrategyResult
 
 
 def results(root: Path) -> dict[str, dict]:

@@ -17,13 +17,14 @@ import pytest
 import torch
 
 from bench import executors
+from bench.api import StrategyResult
+from bench.cells import expand_cells, load_dataset, run_cell
 from bench.cli import main
 from bench.config import load_suite
 from bench.executors import LocalPool, RayExecutor, Sequential, group_cells, make_executor
 from bench.registry import STRATEGIES
 from bench.results import iter_results, validate_result
-from bench.runner import expand_cells, load_dataset, run_cell, run_suite
-from bench.strategy import StrategyResult
+from bench.runner import run_suite
 from bench.task import Task
 
 # A vector suite whose cells take a fraction of a second: toy_pockets, an MLP, few epochs. Two strategies

@@ -10,14 +10,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bench.api import EvalContext, Split
 from bench.benchmarks.datasets import utkface
 from bench.benchmarks.datasets.pneumoniamnist import PneumoniaMNIST
+from bench.cells import load_dataset
 from bench.config import NamedSpec, TrainRecipe
-from bench.data import SHARED_DATA_DIR, Split
+from bench.data import SHARED_DATA_DIR
 from bench.errors import BenchError
-from bench.evaluation import EvalContext, evaluate
+from bench.evaluation import evaluate
 from bench.registry import DATASETS, METRICS
-from bench.runner import load_dataset
 from bench.task import Task
 
 

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.data import Split, cache_root
-from bench.evaluation import EvalContext
+from bench.api import EvalContext, Split
+from bench.data import cache_root
 from bench.metrics import image_quality as iq
 from bench.registry import METRICS
 

@@ -6,8 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bench.api import EvalContext
 from bench.config import NamedSpec
-from bench.evaluation import EvalContext, evaluate
+from bench.evaluation import evaluate
 from bench.registry import METRICS
 
 

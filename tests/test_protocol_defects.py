@@ -11,16 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.api import DatasetSplits, Split, StrategyResult
+from bench.cells import expand_cells
 from bench.cli import main
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe, check_budget, load_suite
-from bench.data import DatasetSplits, Split
 from bench.errors import BenchError
 from bench.method import active as active_module
 from bench.method.active import ActiveSynthesis
 from bench.registry import GENERATORS, STRATEGIES
 from bench.results import budget_segment, iter_results, validate_result
-from bench.runner import expand_cells
-from bench.strategy import StrategyResult
 from bench.task import Task, split_budget
 
 # --- 1. round 0 competes --------------------------------------------------------------------------------

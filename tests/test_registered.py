@@ -9,13 +9,11 @@ import math
 import numpy as np
 import pytest
 
+from bench.api import DatasetSplits, EvalContext, StrategyResult
+from bench.cells import expand_cells, load_dataset
 from bench.config import NamedSpec, load_suite
-from bench.data import DatasetSplits
-from bench.evaluation import EvalContext
 from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES, SUITES
 from bench.results import json_safe
-from bench.runner import expand_cells, load_dataset
-from bench.strategy import StrategyResult
 from bench.task import Task
 
 # A small task of each modality, for the checks that every declared modality is real.
@@ -48,7 +46,8 @@ def test_strategy_runs_on_a_tiny_task(name, tiny_task):
 
 @pytest.mark.parametrize("name", GENERATORS.names())
 def test_generator_fits_and_samples_conditioned_examples(name, tiny_task):
-    from bench.generator import Conditions, fitted_generator
+    from bench.api import Conditions
+    from bench.generator import fitted_generator
 
     caps = GENERATORS.caps(name)
     if caps.needs_model_path:

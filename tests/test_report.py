@@ -18,6 +18,8 @@ import pytest
 from bench import leaderboard, report
 from bench import stats as paired
 from bench.cli import main
+from bench.report import figures
+from bench.report.page import secondary_metrics
 from bench.results import iter_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -185,8 +187,8 @@ def test_the_frontier_preset_gets_a_budget_figure_with_its_budgets_as_ticks(buil
     cells = page.cells["pneumoniamnist-v2-frontier"]["active_synthesis_s100"]
     assert [f"pneumoniamnist n{b}" in cells for b in (50, 100, 200)] == [True] * 3
     groups = {k[3:]: rs for k, rs in leaderboard.collect(root / "pneumoniamnist").items() if k[2] == "frontier"}
-    colours = report._colours(sorted({r["cell"]["strategy"] for rs in groups.values() for r in rs}))
-    fig = report.budget_figure(groups, "balanced_accuracy", colours)
+    colours = figures.colours(sorted({r["cell"]["strategy"] for rs in groups.values() for r in rs}))
+    fig = figures.budget_figure(groups, "balanced_accuracy", colours)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "400"]
     assert {len(line.get_xdata()) for line in ax.get_lines()} == {3}
@@ -208,9 +210,9 @@ def test_a_strategy_at_several_synthetic_budgets_is_one_frontier_line() -> None:
             r["metrics"]["balanced_accuracy"]["value"] -= 0.01
             more.append(r)
     records += more
-    by = report._by_strategy(records)
-    assert report._curves(by) == {"random_synthetic": ["real_only", "random_synthetic", "random_synthetic_s200"]}
-    fig = report.frontier_figure(records, "balanced_accuracy", report._colours(by))
+    by = figures.sorted_by_strategy(records)
+    assert figures._curves(by) == {"random_synthetic": ["real_only", "random_synthetic", "random_synthetic_s200"]}
+    fig = figures.frontier_figure(records, "balanced_accuracy", figures.colours(by))
     ax = fig.axes[0]
     lines = [line for line in ax.get_lines() if line.get_label().startswith("random_synthetic (")]
     assert len(lines) == 1
@@ -222,6 +224,15 @@ def test_a_strategy_at_several_synthetic_budgets_is_one_frontier_line() -> None:
     labels = {t.get_text() for t in ax.get_legend().get_texts()}
     assert "random_synthetic (2 synthetic budgets)" in labels and any(t.startswith("smote (n=") for t in labels)
     assert not any(t.startswith("random_synthetic_s200 (n=") for t in labels)  # on the line, not a lone point
+
+
+def test_the_secondary_columns_are_the_metrics_summary_ranks() -> None:
+    """The summary table's secondary metrics: those whose capabilities declare a `summary` rank, in rank
+    order, never the primary metric, at most N_SECONDARY; a metric the registry does not know is none."""
+    directions = {"nll": False, "macro_f1": True, "accuracy": True, "balanced_accuracy": True, "not_installed": True}
+    assert secondary_metrics(directions, "balanced_accuracy") == ["accuracy", "macro_f1", "nll"]
+    assert secondary_metrics(directions, "accuracy") == ["balanced_accuracy", "macro_f1", "nll"]
+    assert secondary_metrics({"not_installed": True, "nll": False}, "accuracy") == ["nll"]
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "out_is_file"])

@@ -14,13 +14,12 @@ import torch
 from tiny_suite import GOOD
 
 from bench import artifacts, report
+from bench.api import EvalContext, Split
+from bench.cells import expand_cells
 from bench.cli import main
 from bench.config import load_suite
-from bench.data import Split
-from bench.evaluation import EvalContext
 from bench.registry import METRICS
 from bench.results import read_valid_result
-from bench.runner import expand_cells
 from bench.text import text_array
 
 # GOOD (CIFAR-10, 2 real images per class, one epoch) with a strategy that adds synthetic images (a cheap

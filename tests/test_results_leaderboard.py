@@ -10,7 +10,19 @@ from scipy import stats
 
 from bench import leaderboard
 from bench.errors import BenchError
-from bench.results import cell_path, iter_results, validate_result, write_result
+from bench.results import (
+    Result,
+    by_family,
+    by_group,
+    by_seed,
+    by_strategy,
+    cell_path,
+    iter_results,
+    load_results,
+    scalar_metrics,
+    validate_result,
+    write_result,
+)
 
 
 def record(strategy: str, seed: int, acc: float, nll: float = 1.0, status: str = "ok") -> dict:
@@ -190,3 +202,49 @@ def test_committed_results_record_the_real_data_they_trained_on():
 def test_compute_columns_have_three_digits_and_no_exponent(seconds: list[float], shown: str) -> None:
     assert leaderboard._mean_compute([{"wall_seconds": s} for s in seconds], "wall_seconds") == shown
     assert leaderboard._mean_compute([{"wall_seconds": 1.0}, {}], "wall_seconds") == "—"
+
+
+def test_a_result_reads_its_record_through_typed_properties(tmp_path):
+    r = record("x", 3, 0.5, nll=0.25)
+    r["config"] = {"seed": 3, "strategy": {"name": "x_base"}, "synthetic": {"budget_per_class": 20}}
+    r["strategy_log"] = {"synthetic_examples": 40, "rounds": [{"round": 0}, "not a round"]}
+    r["real_data"] = {"fingerprint": "f" * 64, "train_examples": 20, "val_examples": 4, "test_examples": 8}
+    r["hardware"] = {"cpu": "some CPU"}
+    put(tmp_path, r)
+    (res,) = load_results(tmp_path)
+    assert res.path == cell_path(tmp_path, "s", 1, "cpu", "d", 10, "x", 3) == res.cell_path(tmp_path)
+    assert (res.suite, res.version, res.preset, res.primary_metric) == ("s", 1, "cpu", "accuracy")
+    assert (res.dataset, res.budget, res.strategy, res.seed) == ("d", 10, "x", 3)
+    assert res.group == ("s", 1, "cpu", "d", 10) and res.family == ("s", 1, "cpu")
+    assert res.ok and res.status == "ok" and res.config_hash == "a" * 64
+    assert (res.strategy_name, res.synthetic_budget, res.synthetic_examples) == ("x_base", 20.0, 40.0)
+    assert res.value("accuracy") == 0.5 and res.value("per_class_accuracy") is None and res.value("nope") is None
+    assert res.higher_is_better("nll") is False and res.higher_is_better("nope") is None
+    assert res.metric_values() == {"accuracy": 0.5, "nll": 0.25, "per_class_accuracy": {"a": 0.5}}
+    assert res.compute_number("wall_seconds") == 10.0 and res.compute_number("gpu_hours") is None
+    assert (res.device_type, res.cpu) == ("cpu", "some CPU")
+    assert res.rounds == [{"round": 0}]  # an entry that is not a mapping is no round
+    assert (res.real_fingerprint, res.train_examples, res.test_examples) == ("f" * 64, 20.0, 8)
+    assert (res.git_commit, res.git_dirty, res.rescored_metrics) == (None, None, [])
+    assert res["cell"]["strategy"] == "x" and dict(res) == res.record  # a read-only mapping of the record
+    # A record without the optional parts: no synthetic section is a synthetic budget of 0.
+    bare = Result(record("y", 0, 0.5, status="error"))
+    assert not bare.ok and bare.path is None and bare.synthetic_budget == 0.0 and bare.real_fingerprint is None
+    assert bare.strategy_name is None and bare.rounds == [] and bare.value("accuracy") is None
+    assert Result.of(bare) is bare and Result.of(bare.record) == bare
+
+
+def test_results_group_by_cell_group_family_strategy_and_seed():
+    records = [record("b", 1, 0.5), record("a", 0, 0.6), record("b", 0, 0.7)]
+    other = record("a", 0, 0.8)
+    other["cell"]["budget"] = "all"
+    groups = by_group(records + [other])  # raw records are read as Results
+    assert list(groups) == [("s", 1, "cpu", "d", 10), ("s", 1, "cpu", "d", "all")]
+    assert [(r.strategy, r.seed) for r in groups[("s", 1, "cpu", "d", 10)]] == [("b", 1), ("a", 0), ("b", 0)]
+    assert list(by_family(groups)) == [("s", 1, "cpu")]
+    assert list(by_family(groups)[("s", 1, "cpu")]) == [("d", 10), ("d", "all")]
+    by = by_strategy(records)
+    assert list(by) == ["b", "a"] and [r.seed for r in by["b"]] == [1, 0]  # in the order given
+    assert {k: r.value("accuracy") for k, r in by_seed(by["b"]).items()} == {1: 0.5, 0: 0.7}
+    # per_class_accuracy is a mapping: not a scalar metric; directions as the records state them
+    assert scalar_metrics(records) == {"accuracy": True, "nll": False}

@@ -10,10 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from bench.api import EvalContext, Split
 from bench.benchmarks.models.networks import SmallCNN
 from bench.config import TrainRecipe
-from bench.data import Split
-from bench.evaluation import EvalContext
 from bench.metrics.robustness import attack_subset
 from bench.registry import METRICS
 

@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.api import DatasetInfo
-from bench.data import Split
+from bench.api import Conditions, DatasetInfo, Split
 from bench.errors import BenchError
-from bench.generator import Conditions
 from bench.method.generators.sd_lora import TARGET_MODULES, StableDiffusionLoRA
 from bench.registry import GENERATORS
 

@@ -178,6 +178,25 @@ def test_verdict_table_from_result_files(tmp_path):
     assert leaderboard.is_current(tmp_path, _written(tmp_path))
 
 
+def test_references_come_from_the_strategies_capabilities(tmp_path):
+    """References and their order are the registered `reference` ranks; a strategy the registry does not
+    know, or a variant of a reference under another id, is none. Without the rank-0 reference, the next
+    one is the primary reference of the wins table."""
+    assert stats.references(["smote", "random_synthetic", "not_installed", "real_only_s2", "real_only"]) == (
+        "real_only", "random_synthetic")
+    assert stats.primary_reference(["good", "random_synthetic"]) == "random_synthetic"
+    assert stats.primary_reference(["good", "not_installed"]) is None and stats.reference_rank("good") is None
+    for seed, (base, e) in enumerate(zip(SEED_EFFECT, NOISE)):
+        put(tmp_path, record("random_synthetic", seed, 0.70 + base, suite="t"))
+        put(tmp_path, record("good", seed, 0.73 + base + e, suite="t"))
+    families = stats.compare(leaderboard.collect(tmp_path))
+    (comp,) = families[("t", 1, "cpu")]
+    assert (comp.strategy, comp.reference, comp.verdict) == ("good", "random_synthetic", stats.BETTER)
+    assert [(w.strategy, w.reference, w.better) for w in stats.wins(families)] == [("good", "random_synthetic", 1)]
+    assert "## Wins against random_synthetic across" in leaderboard.wins_table(families)
+    assert leaderboard.wins_table({}) == ""
+
+
 def _written(root: Path) -> Path:
     out = root.parent / f"{root.name}-LEADERBOARD.md"
     leaderboard.write(root, out)

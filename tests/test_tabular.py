@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.api import DatasetInfo
+from bench.api import Conditions, DatasetInfo, DatasetSplits, Split
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
-from bench.data import DatasetSplits, Split
-from bench.generator import Conditions, fitted_generator
+from bench.generator import fitted_generator
 from bench.method.targeting import Target, attribute_conditions, bo_conditions, overrepresented
 from bench.registry import GENERATORS, STRATEGIES
 from bench.table import Column, Sensitive, TableSchema

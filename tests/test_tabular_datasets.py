@@ -11,8 +11,9 @@ import shutil
 import numpy as np
 import pytest
 
-from bench.benchmarks import adult, taiwan_credit, transactions
-from bench.data import SHARED_DATA_DIR, DatasetSplits
+from bench.api import DatasetSplits
+from bench.benchmarks.datasets import adult, taiwan_credit, transactions
+from bench.data import SHARED_DATA_DIR
 from bench.errors import BenchError
 from bench.registry import DATASETS
 from bench.table import TableSchema

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bench.api import EvalContext, Split
 from bench.config import NamedSpec
-from bench.data import Split
-from bench.evaluation import EvalContext, evaluate
+from bench.evaluation import evaluate
 from bench.registry import METRICS
 from bench.table import Column, Sensitive, TableSchema
 

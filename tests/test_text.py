@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-import bench.text as text
-from bench.api import DatasetInfo
+import bench.benchmarks.models.minilm_encoder as encoder
+from bench.api import DatasetInfo, DatasetSplits, Split
+from bench.benchmarks.models.minilm_encoder import embed
 from bench.cli import main
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
-from bench.data import SHARED_DATA_DIR, DatasetSplits, Split
+from bench.data import SHARED_DATA_DIR
 from bench.errors import BenchError
 from bench.registry import DATASETS, MODELS, STRATEGIES
 from bench.task import Task
-from bench.text import embed, format_choice_item, parse_choice_item, text_array
+from bench.text import format_choice_item, parse_choice_item, text_array
 
 POSITIVE = ["a wonderful, moving film with superb acting", "I loved every minute, a delight",
             "brilliant direction and a great story", "one of the best movies this year, truly excellent",
@@ -139,13 +140,13 @@ def test_empty_text_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_embed_is_cached_per_text_and_passes_embeddings_through(monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
     first = embed(text_array(POSITIVE[:3]))
-    assert first.shape == (3, text.EMBEDDING_DIM) and first.dtype == np.float32
+    assert first.shape == (3, encoder.EMBEDDING_DIM) and first.dtype == np.float32
     assert np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)  # unit length, as trained
 
     def no_encoder(device: str):
         raise AssertionError("the encoder ran for texts that are cached")
 
-    monkeypatch.setattr(text, "_encoder", no_encoder)
+    monkeypatch.setattr(encoder, "_encoder", no_encoder)
     # Reordered, repeated, and mixed with an embedding-space example: all from the cache.
     mixed = text_array([POSITIVE[2], first[0], POSITIVE[0], POSITIVE[2]])
     again = embed(mixed)
@@ -211,7 +212,8 @@ def test_embedding_space_strategies_add_embeddings_that_train(strategy: str, par
     result = STRATEGIES.build(strategy, params).run(task)
     syn = result.synthetic
     assert len(syn) == 8 and np.bincount(syn.y).tolist() == [4, 4]
-    assert syn.x.dtype == object and all(isinstance(v, np.ndarray) and v.shape == (text.EMBEDDING_DIM,) for v in syn.x)
+    assert syn.x.dtype == object
+    assert all(isinstance(v, np.ndarray) and v.shape == (encoder.EMBEDDING_DIM,) for v in syn.x)
     if strategy == "smote":  # interpolations of same-class neighbours: close to that class's real embeddings
         real = embed(task.train.x)
         centre = np.stack([real[task.train.y == c].mean(0) for c in (0, 1)])
@@ -238,19 +240,19 @@ def test_embedding_space_strategies_on_multiple_choice_run_with_embedding_metric
     for r in records:
         assert r["status"] == "ok", r["error"]
         assert 0.0 <= r["metrics"]["detection_auc"]["value"] <= 1.0
-    width = (1 + 4) * text.EMBEDDING_DIM
+    width = (1 + 4) * encoder.EMBEDDING_DIM
     fresh = MODELS.build("minilm_choice", {})  # no network built: K from the embedding's width
     vectors = np.empty(2, dtype=object)
     vectors[:] = [np.full(width, 0.5, dtype=np.float32), np.zeros(width, dtype=np.float32)]
     assert fresh.to_tensor(vectors).shape == (2, width)
-    vectors[:] = [np.zeros(text.EMBEDDING_DIM + 1, dtype=np.float32)] * 2
+    vectors[:] = [np.zeros(encoder.EMBEDDING_DIM + 1, dtype=np.float32)] * 2
     with pytest.raises(BenchError, match="neither an item nor"):
         fresh.to_tensor(vectors)
 
 
 def test_dp_gan_on_text_is_accepted_by_validation_and_smote_needs_a_frozen_encoder(tmp_path: Path) -> None:
+    from bench.cells import expand_cells
     from bench.config import load_suite
-    from bench.runner import expand_cells
 
     suite = tmp_path / "s.yaml"
     body = ("name: t\nversion: 1\nprimary_metric: accuracy\ndatasets: [pubmedqa]\nbudgets: [2]\nval_per_class: 1\n"
@@ -303,7 +305,7 @@ def test_prompt_template_without_label_is_one_line(tmp_path: Path, prompt: str,
 
 
 def test_an_interrupted_encode_keeps_the_batches_it_finished(monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
-    real = text._encoder("cpu")
+    real = encoder._encoder("cpu")
     calls = {"n": 0}
 
     class FailsOnSecondBatch:
@@ -315,13 +317,13 @@ def test_an_interrupted_encode_keeps_the_batches_it_finished(monkeypatch: pytest
                 raise KeyboardInterrupt  # the user stops a long encode
             return real.encode(texts, **kwargs)
 
-    monkeypatch.setattr(text, "_encoder", lambda device: FailsOnSecondBatch())
+    monkeypatch.setattr(encoder, "_encoder", lambda device: FailsOnSecondBatch())
     texts = text_array(["an interrupted encode, first", "an interrupted encode, second",
                         "an interrupted encode, third", "an interrupted encode, fourth"])
     with pytest.raises(KeyboardInterrupt):
         embed(texts, batch_size=2)
-    monkeypatch.setattr(text, "_encoder", lambda device: pytest.fail("the first batch was not kept"))
-    assert embed(texts[:2]).shape == (2, text.EMBEDDING_DIM)
+    monkeypatch.setattr(encoder, "_encoder", lambda device: pytest.fail("the first batch was not kept"))
+    assert embed(texts[:2]).shape == (2, encoder.EMBEDDING_DIM)
 
 
 def test_detection_auc_is_none_when_the_detector_learns_nothing() -> None:

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.api import DatasetInfo
+from bench.api import Conditions, DatasetInfo, Split
 from bench.config import load_suite
-from bench.data import Split
 from bench.errors import BenchError
-from bench.generator import Conditions
 from bench.method.generators import text_lm
 from bench.method.generators.text_lm import (
     InstructionLM,

@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.data import Split
-from bench.evaluation import EvalContext, evaluate
+from bench.api import EvalContext, Split
+from bench.benchmarks.models.minilm_encoder import embed
+from bench.evaluation import evaluate
 from bench.registry import METRICS
-from bench.text import embed, text_array
+from bench.text import text_array
 
 MOVIES = [
     "The movie was a delight from start to finish.",
@@ -72,8 +73,8 @@ def test_bertscore_of_copies_is_one_and_above_unrelated_texts():
 
 
 def test_bertscore_runs_the_local_minilm_unrescaled():
+    from bench.benchmarks.models.minilm_encoder import encoder_path
     from bench.metrics.text_quality import _bert_scorer
-    from bench.text import encoder_path
 
     scorer = _bert_scorer("cpu")
     assert scorer.model_type == encoder_path() and scorer.num_layers == 6

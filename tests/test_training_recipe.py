@@ -132,8 +132,8 @@ def test_cifar10_reference_recipes_differ_in_optimisation_alone_and_reuse_the_su
     smoothing; the suite recipe's real_only cells are the suite's own (same hash), so committed
     results count for it."""
     from bench.benchmarks.references.cifar10 import recipes, table
+    from bench.cells import expand_cells
     from bench.config import KeyedSpec, load_suite
-    from bench.runner import expand_cells
 
     suite = load_suite("cifar10", seeds=[0, 1])
     both = recipes(suite.train)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import DataFile, DatasetSplits, locate, verified_cache
+from bench.api import DatasetSplits
+from bench.data import DataFile, locate, verified_cache
 from bench.errors import BenchError
 from bench.registry import DATASETS
 from bench.table import Column, Sensitive, TableSchema, whole_numbers

@@ -32,11 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .utkface import split_indices
-from bench.data import DataFile, DatasetSplits, locate, verified_cache
+from bench.api import DatasetSplits
+from bench.data import DataFile, locate, verified_cache
 from bench.errors import BenchError
 from bench.registry import DATASETS
 from bench.table import Column, Sensitive, TableSchema, whole_numbers
+
+from .utkface import split_indices
 
 # No download source: the UCI original is an .xls file (other checksum); this csv is in ../shared/data.
 FILES = (DataFile("UCI_Credit_Card.csv.gz", "70590a9a98f6d95c76a4bf97913b3601af1ec485d6e304ee8fbe219a6f6c2c60"),)

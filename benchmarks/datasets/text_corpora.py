@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import DataFile, DatasetSplits, Split, locate, verify_file
+from bench.api import DatasetSplits, Split
+from bench.data import DataFile, locate, verify_file
 from bench.errors import BenchError
 from bench.registry import DATASETS
 from bench.text import CHOICE_LETTERS, check_texts, format_choice_item, text_array

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.api import DatasetInfo
-from bench.data import DatasetSplits, Split
-from bench.generator import Conditions
+from bench.api import Conditions, DatasetInfo, DatasetSplits, Split
 from bench.registry import DATASETS, GENERATORS
 
 # Component means (x, y) and standard deviation per class: [easy, rare].

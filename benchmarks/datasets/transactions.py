@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data import DatasetSplits
+from bench.api import DatasetSplits
 from bench.registry import DATASETS
 from bench.table import Column, Sensitive, TableSchema
 

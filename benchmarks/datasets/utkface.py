@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import DataFile, DatasetSplits, Split, locate, verified_cache
+from bench.api import DatasetSplits, Split
+from bench.data import DataFile, locate, verified_cache
 from bench.errors import BenchError
 from bench.registry import DATASETS
 

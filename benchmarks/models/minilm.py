@@ -1,4 +1,4 @@
-"""Task models for text: small networks on the frozen MiniLM sentence encoder (bench.text).
+"""Task models for text: small networks on the frozen MiniLM sentence encoder (minilm_encoder.py).
 
 The encoder runs once per text, in `to_tensor` (cached on disk per text), and the networks train on
 its 384-d embeddings: on 2 CPU cores encoding is the expensive part, and a frozen encoder lets MC
@@ -17,6 +17,10 @@ attention projections instead of training on frozen embeddings: to_tensor then k
 and the whole encoder runs in every forward pass, which is why the CPU presets leave it off.
 Embedding-space examples (SMOTE's, DP-GAN's) cannot be fine-tuned through the encoder: a LoRA model
 refuses them in one line.
+
+Both models define the task model's optional `embed(x)` hook: their own float inputs of a split as
+numpy (N, D), or None with `lora: true` (the model takes tokens). Embedding-space strategies
+(bench.synthesis.embedding_view) and text-space metrics (minilm_encoder.task_embeddings) work there.
 """
 from __future__ import annotations
 
@@ -28,11 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.api import DatasetInfo
-from bench.data import Split
+from bench.api import DatasetInfo, Split
 from bench.errors import BenchError
 from bench.registry import MODELS
-from bench.text import EMBEDDING_DIM, embed, encoder_path, parse_choice_item
+from bench.text import parse_choice_item
+
+from .minilm_encoder import EMBEDDING_DIM, embed, encoder_path
 
 
 class EmbeddingNet(nn.Module):
@@ -159,6 +164,14 @@ class MiniLMHead:
     def prepare_batch(self, xb: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         return xb
 
+    def embed(self, x: Any) -> np.ndarray | None:
+        """The optional embedding hook: to_tensor's float embeddings as (N, D) numpy, or None with lora
+        (the model takes tokens, not embeddings)."""
+        if self.lora:
+            return None
+        t = self.to_tensor(x)
+        return t.numpy().reshape(len(t), -1)
+
 
 @MODELS.register("minilm_choice", modalities=("text",))
 @dataclass
@@ -238,3 +251,11 @@ class MiniLMChoice:
 
     def prepare_batch(self, xb: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         return xb
+
+    def embed(self, x: Any) -> np.ndarray | None:
+        """The optional embedding hook: to_tensor's float embeddings as (N, D) numpy, or None with lora
+        (the model takes tokens, not embeddings)."""
+        if self.lora:
+            return None
+        t = self.to_tensor(x)
+        return t.numpy().reshape(len(t), -1)

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.api import DatasetInfo
-from bench.data import Split
+from bench.api import DatasetInfo, Split
 from bench.registry import MODELS
 
 

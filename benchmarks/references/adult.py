@@ -22,9 +22,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from bench.cells import load_dataset
 from bench.config import load_suite
 from bench.results import iter_results
-from bench.runner import load_dataset
 from bench.task import split_budget
 
 

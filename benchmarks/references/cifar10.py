@@ -10,7 +10,7 @@ optimisation recipe alone and cost the same number of steps.
 Each recipe's cells are ordinary results written under OUT/<recipe>/ (resumable: a finished cell is
 not run again). The table gives test accuracy on the 10,000 official test images and each cell's wall
 time, beside the mean, standard deviation and the paired difference by seed. Run it alone with
-OMP_NUM_THREADS=1 for comparable wall times (about 5 minutes a cell on a 2-core AVX2 CPU).
+OMP_NUM_THREADS=1 for comparable wall times.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cli import _seeds
+from bench.cli.arguments import seed_list
 from bench.config import KeyedSpec, TrainRecipe, load_suite
 from bench.errors import BenchError
 from bench.results import iter_results
@@ -74,7 +74,7 @@ def table(found: dict[str, dict[int, dict]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the two recipes' result files")
-    parser.add_argument("--seeds", type=_seeds, default=SEEDS, help="comma-separated seeds (default 0,1,2,3,4)")
+    parser.add_argument("--seeds", type=seed_list, default=SEEDS, help="comma-separated seeds (default 0,1,2,3,4)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

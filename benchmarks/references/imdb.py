@@ -6,9 +6,9 @@ fixed test subset, beside the harness's own results for the suite.
     bench run --suite imdb-full --out /tmp/imdb-full
     python -m bench.benchmarks.references.imdb --results /tmp/imdb-full
 
-Embeddings come from the shared per-text cache (bench.text), so after the suite has run nothing is
-encoded again. Frozen sentence embeddings with a linear probe are well below fine-tuned encoders on
-IMDB (about 93-95%): the point is that the harness's head matches a probe any user can fit.
+Embeddings come from the shared per-text cache (benchmarks/models/minilm_encoder.py), so after the suite
+has run nothing is encoded again. Frozen sentence embeddings with a linear probe are well below fine-tuned
+encoders on IMDB (about 93-95%): the point is that the harness's head matches a probe any user can fit.
 """
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ from pathlib import Path
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
+from bench.cells import load_dataset
 from bench.config import load_suite
 from bench.results import iter_results
-from bench.runner import load_dataset
 from bench.task import split_budget, stratified_indices
-from bench.text import embed
+
+from ..models.minilm_encoder import embed
 
 
 def references(suite_name: str = "imdb-full", data_dir: str | None = None) -> list[dict[str, float]]:

@@ -27,10 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.api import DatasetInfo
-from bench.data import Split
+from bench.api import Conditions, DatasetInfo, Split
 from bench.device import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
-from bench.generator import Conditions
 from bench.progress import current
 from bench.registry import GENERATORS
 
@@ -42,13 +40,10 @@ class ClassConditionalDiffusion:
 
     The defaults are sized for the 2-core CPU: a 1.07 M-parameter UNet, 1,500 steps at batch 64, in
     float32. bfloat16 autocast (`bf16: true`) pays on GPUs and on CPUs with native bf16 arithmetic
-    (AVX-512 BF16, AMX) only: on an AVX2 CPU, one step of the cifar10 suite's CPU-size UNet (16/32/64
-    channels, batch 32, one thread) took 0.82 s in float32 and 6.3 s with bf16 autocast. Measured with
-    bf16 autocast on an earlier AVX-512 machine, 1,000 CIFAR-10 images (32x32, 100 per class): about
-    1.05 CPU-seconds per step on one thread, i.e. ~26 min for a fit on one core (an estimated
-    12-16 min on two idle cores); sampling 1,000 images in 20 steps: 82 s on one thread, 45 s on two;
-    SDEdit at strength 0.5 half that. Cheaper: batch_size 32 (0.50 CPU-s/step) or block_out_channels
-    (16, 32, 64) (0.65 CPU-s/step). Full size for a GPU preset, roughly DDPM's CIFAR-10 model:
+    (AVX-512 BF16, AMX) only: on an AVX2 CPU it is several times slower per step than float32 (README,
+    "Generators", gives the measurement). Cheaper on the CPU: batch_size 32 or block_out_channels
+    (16, 32, 64), as the cifar10 suite's CPU preset does. Full size for a GPU preset, roughly DDPM's
+    CIFAR-10 model:
 
         block_out_channels: [128, 256, 256, 256]   # 35.8 M parameters
         layers_per_block: 2

@@ -53,11 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import DatasetInfo
-from bench.data import Split
+from bench.api import Conditions, DatasetInfo, Split
 from bench.device import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 from bench.errors import BenchError
-from bench.generator import Conditions
 from bench.registry import GENERATORS
 
 

@@ -10,9 +10,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
-from bench.api import DatasetInfo
-from bench.data import Split
-from bench.generator import Conditions
+from bench.api import Conditions, DatasetInfo, Split
 from bench.registry import GENERATORS
 
 

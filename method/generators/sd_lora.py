@@ -82,11 +82,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.api import DatasetInfo
-from bench.data import Split
+from bench.api import Conditions, DatasetInfo, Split
 from bench.device import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 from bench.errors import BenchError
-from bench.generator import Conditions
 from bench.progress import current
 from bench.registry import GENERATORS
 

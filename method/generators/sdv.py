@@ -24,11 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.api import DatasetInfo
-from bench.data import Split
+from bench.api import Conditions, DatasetInfo, Split
 from bench.device import resolve_device  # auto: CUDA when present; cuda without CUDA is a BenchError
 from bench.errors import BenchError
-from bench.generator import Conditions
 from bench.registry import GENERATORS
 from bench.table import LABEL_COLUMN, TableSchema
 

@@ -80,11 +80,10 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from bench.api import DatasetInfo
-from bench.data import Split, cache_root, cache_unwritable, write_atomic
+from bench.api import Conditions, DatasetInfo, Split
+from bench.data import cache_root, cache_unwritable, write_atomic
 from bench.device import resolve_device
 from bench.errors import BenchError
-from bench.generator import Conditions
 from bench.progress import current
 from bench.registry import GENERATORS
 from bench.text import check_texts, format_choice_item, parse_choice_item, text_array
@@ -285,9 +284,8 @@ def template_fields(template: str) -> set[str]:
 class InstructionLM:
     """SmolLM2-135M-Instruct (or the local instruction model at `model_path`) prompted per class, rewriting
     uncertain seeds, with uncertainty-scaled temperature and repetition penalty; optional LoRA. See the
-    module docstring. Throughput on the shared 2-core CPU (one torch thread, the other core busy; SmolLM2
-    in fp32, class prompts, 96 new tokens; tests/perf/test_perf_text_lm.py): about 13 tokens/s at batch 1,
-    31 at batch 8 and 42 at batch 16, i.e. ~25 s for 16 reviews of ~60 tokens; loading takes 10-50 s."""
+    module docstring. Its throughput on the CPU is measured by tests/perf/test_perf_text_lm.py (README,
+    "Performance")."""
 
     model_path: str | None = None  # a local transformers instruction-model folder instead of SmolLM2 (--lm-path)
     item_format: str = "text"  # "text" (reviews, passages) or "choice" (multiple-choice items: stems rewritten)

@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.api import DatasetSplits, Split
 from bench.benchmarks.datasets.cifar10 import Cifar10
 from bench.benchmarks.models.networks import SmallCNN, SmallCNNNet, random_crop_flip
 from bench.config import TrainRecipe
-from bench.data import DatasetSplits, Split
 from bench.training import make_optimizer, train_epoch
 
 pytestmark = pytest.mark.slow

@@ -25,12 +25,13 @@ from typing import Any
 import pytest
 import torch
 
+from bench.cells import expand_cells
 from bench.config import load_suite
 from bench.environment import code_version, package_versions
 from bench.executors import Executor, LocalPool, Sequential, available_cores
 from bench.registry import load_plugins
 from bench.results import iter_results
-from bench.runner import expand_cells, run_suite
+from bench.runner import run_suite
 
 pytestmark = pytest.mark.slow
 

@@ -27,9 +27,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.api import DatasetInfo
-from bench.data import Split
-from bench.generator import Conditions
+from bench.api import Conditions, DatasetInfo, Split
 from bench.method.generators.text_lm import InstructionLM
 from bench.text import text_array
 

@@ -39,10 +39,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.api import DatasetSplits
 from bench.benchmarks.datasets.cifar10 import Cifar10
 from bench.benchmarks.models.networks import SmallCNN
 from bench.config import TrainRecipe
-from bench.data import DatasetSplits
 from bench.method.uncertainty import Uncertainty, head_only_dropout, mc_dropout
 from bench.training import Classifier
 

@@ -1,0 +1,61 @@
+"""The static HTML report (`bench report`): index.html and its figures (SVG files in figures/ beside
+it), built from the result files. No server and no JavaScript: open index.html in a browser.
+
+One section per suite family (suite, version, preset), reusing the leaderboard's loading and grouping
+(`bench.leaderboard.collect`) and its per-group metric tables, and the paired verdicts of `bench.stats`
+(bench.report.page writes the HTML, bench.report.figures draws the figures):
+
+- a summary table: per strategy the primary metric (mean ± SD over the seeds with status ok), the
+  verdict against the family's primary reference (Holm-adjusted paired t; the mean difference in points
+  with its 95% CI), up to N_SECONDARY secondary metrics and the mean wall time and CPU (or GPU) hours
+  per cell; the full metric table of the leaderboard inside a <details> element;
+- figures, each only where the results hold its data: the efficiency frontier (test primary metric
+  against the synthetic examples added; against the real training examples where a data set has
+  several budgets; validation accuracy against the synthetic total per round of the loop), |U_tau| and
+  the mean uncertainty per round of the loop strategies, a forest plot of the paired differences
+  against the reference, and the cost: gain over the reference against the extra compute per cell; for
+  image suites, a grid of the synthetic thumbnails each strategy kept in its artifacts (bench.artifacts;
+  the first seed that has them), where the results have artifacts files.
+
+The output is a pure function of the results: no timestamps, sorted order, and matplotlib's SVG writer
+with a fixed hash salt, no date and no creator line, so rebuilding unchanged results rewrites
+identical bytes and a committed site does not churn. SVG figures of an earlier build that this build
+no longer draws are removed from figures/ (nothing else in the output folder is touched).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import leaderboard
+from bench import stats as paired
+from bench.errors import BenchError
+from bench.report.page import FIGURES, page, section
+from bench.results import by_family
+
+__all__ = ["FIGURES", "INDEX", "build"]
+
+INDEX = "index.html"
+
+
+def build(results: Path, out: Path) -> list[Path]:
+    """Write out/index.html and out/figures/*.svg from the results under `results`; returns the files
+    written (index first). BenchError when there is no valid result to report."""
+    groups = leaderboard.collect(results)
+    if not groups:
+        raise BenchError(f"no results under {results}: run `bench run --suite NAME`")
+    verdicts = paired.compare(groups)
+    # numeric budgets first, in order, then forms
+    families = by_family({key: groups[key] for key in sorted(groups, key=paired.group_order)})
+    svgs: dict[str, bytes] = {}  # file name -> SVG bytes
+    sections = [section(fam, families[fam], verdicts.get(fam, []), svgs, results) for fam in sorted(families)]
+    fig_dir = out / FIGURES
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    written = [out / INDEX]
+    (out / INDEX).write_text(page(sections, sorted(families)), encoding="utf-8")
+    for name in sorted(svgs):
+        (fig_dir / name).write_bytes(svgs[name])
+        written.append(fig_dir / name)
+    for stale in sorted(fig_dir.glob("*.svg")):  # figures of an earlier build that this one no longer draws
+        if stale.name not in svgs:
+            stale.unlink()
+    return written

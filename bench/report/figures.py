@@ -1,0 +1,386 @@
+"""The report's figures, drawn with matplotlib into SVG bytes, and the per-family numbers they draw:
+the efficiency frontier, the primary metric against the real-data budget, the uncertainty per round of
+the loop strategies, a grid of synthetic thumbnails, the forest plot of the paired differences against
+the primary reference, and the cost (gain over the reference against the extra compute per cell).
+
+Every figure function returns a matplotlib Figure, or None where the results hold none of its data;
+`svg` draws one under the report's rcParams (RC), whose fixed hash salt and empty metadata make the
+bytes identical build after build.
+"""
+from __future__ import annotations
+
+import io
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from bench import artifacts
+from bench import stats as paired
+from bench.errors import BenchError
+from bench.results import Group, Result, budget_segment, by_strategy, finite_number
+
+# matplotlib's tab10 colours, assigned to a family's strategies in sorted order.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+VERDICT_COLOURS = {paired.BETTER: "#2ca02c", paired.WORSE: "#d62728"}  # others grey
+GREY = "#7f7f7f"
+# SVG output that is identical run after run: ids hashed with a fixed salt, text kept as text (small
+# files; the browser's sans-serif font draws it), no date or creator in the metadata.
+RC = {"svg.hashsalt": "bench-report", "svg.fonttype": "none", "font.size": 9.0, "axes.titlesize": 9.0,
+      "legend.fontsize": 7.5, "figure.dpi": 100.0}
+SVG_METADATA = {"Date": None, "Creator": None}
+
+Series = list[tuple[float, float, float, int]]  # per point: (mean x, mean y, SD of y, seeds)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def ok_results(records: Iterable[Result | Mapping[str, Any]]) -> list[Result]:
+    """The results with status ok."""
+    return [r for r in map(Result.of, records) if r.ok]
+
+
+def sorted_by_strategy(records: Iterable[Result | Mapping[str, Any]]) -> dict[str, list[Result]]:
+    """Results by strategy id, strategies in sorted order and each strategy's results by seed."""
+    return by_strategy(sorted(map(Result.of, records), key=lambda r: (r.strategy, r.seed)))
+
+
+def colours(strategies: Iterable[str]) -> dict[str, str]:
+    return {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(sorted(strategies))}
+
+
+def hours_key(records: Sequence[Result]) -> str:
+    """gpu_hours where every ok cell of the family records them (a GPU run), else cpu_hours."""
+    ok = ok_results(records)
+    return "gpu_hours" if ok and all(r.compute_number("gpu_hours") is not None for r in ok) else "cpu_hours"
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample SD (ddof 1; 0 for a single value)."""
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def _round_series(results: Sequence[Result], y_key: str, x_key: str = "round") -> Series:
+    """Per round number of strategy_log.rounds over the seeds: (mean x, mean y, SD of y, seeds), for
+    the rounds that record both keys; rounds are in order."""
+    per_round: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for r in results:
+        for rd in r.rounds:
+            x, y, k = finite_number(rd.get(x_key)), finite_number(rd.get(y_key)), finite_number(rd.get("round"))
+            if x is not None and y is not None and k is not None:
+                per_round[int(k)].append((x, y))
+    out = []
+    for k in sorted(per_round):
+        xs, ys = zip(*per_round[k])
+        y_mean, y_sd = _mean_sd(ys)
+        out.append((float(np.mean(xs)), y_mean, y_sd, len(ys)))
+    return out
+
+
+def _is_loop(results: Sequence[Result]) -> bool:
+    return any(r.rounds for r in results)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A strategy's gain over the reference against its extra compute per cell, over the paired seeds."""
+
+    comparison: paired.Comparison
+    hours: float  # mean hours (CPU or GPU) per cell of the strategy
+    extra: float  # hours per cell beyond the reference's
+
+    @property
+    def gain(self) -> float:  # points, signed so that positive is better
+        c = self.comparison
+        return (1 if c.higher_is_better else -1) * c.test.mean / paired.POINT
+
+
+def costs(groups: Mapping[Group, Sequence[Result]], comparisons: Sequence[paired.Comparison], hours: str,
+          reference: str | None) -> list[Cost]:
+    """One Cost per comparison against `reference` whose paired cells all record `hours` (a compute key)."""
+    out = []
+    for c in comparisons:
+        if c.reference != reference:
+            continue
+        cells = {(r.strategy, r.seed): r for r in ok_results(groups[(c.dataset, c.budget)])}
+        spent = {s: [cells[(s, k)].compute_number(hours) for k in c.seeds] for s in (c.strategy, reference)}
+        if any(h is None for hs in spent.values() for h in hs):
+            continue
+        mine, ref = float(np.mean(spent[c.strategy])), float(np.mean(spent[reference]))
+        out.append(Cost(c, mine, mine - ref))
+    return out
+
+
+# ----------------------------------------------------------------------------------------- drawing
+
+
+def _svg(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata=SVG_METADATA, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def svg(draw: Callable[[], Any]) -> bytes | None:
+    """Run a figure function under the report's rcParams; its SVG bytes, or None if it drew nothing."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        fig = draw()
+        return None if fig is None else _svg(fig)
+
+
+def _figure(ncols: int, width_per: float = 4.6, height: float = 3.4) -> tuple[Any, list[Any]]:
+    """A figure of `ncols` axes side by side; sizes in inches."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    fig = Figure(figsize=(width_per * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _band(ax: Any, series: Series, colour: str, label: str, **style: Any) -> None:
+    xs = [s[0] for s in series]
+    ys = np.array([s[1] for s in series])
+    sd = np.array([s[2] for s in series])
+    ax.plot(xs, ys, marker="o", markersize=3, color=colour, label=label, **style)
+    ax.fill_between(xs, ys - sd, ys + sd, color=colour, alpha=0.15, linewidth=0)
+
+
+def _curves(by: Mapping[str, Sequence[Result]], reference: str | None = None) -> dict[str, list[str]]:
+    """Strategy name -> the strategy ids that run it at two or more synthetic budgets (a frontier preset
+    lists one id per budget), in order of budget, with the reference (no synthetic data; default: the
+    primary reference among `by`'s strategies) first where present."""
+    if reference is None:
+        reference = paired.primary_reference(by)
+    ids: dict[str, dict[float, str]] = defaultdict(dict)
+    for s, rs in by.items():
+        name, budget = rs[0].strategy_name, rs[0].synthetic_budget
+        if name is not None and budget is not None and s != reference:
+            ids[name][budget] = s
+    start = [reference] if reference in by else []
+    return {name: start + [b[k] for k in sorted(b)] for name, b in sorted(ids.items()) if len(b) >= 2}
+
+
+def frontier_figure(records: Sequence[Result | Mapping[str, Any]], primary: str, colours: Mapping[str, str],
+                    reference: str | None = None) -> Any | None:
+    """Test primary metric against synthetic examples added (mean ± SD over seeds in both), and, for
+    the loop strategies, validation accuracy against the synthetic total per round (mean ± SD band).
+    A strategy run at several synthetic budgets (strategy ids of one name) is drawn as a line through
+    its budgets, from the reference's point (no synthetic data; default: the primary reference among
+    the records), with a ± SD band: the frontier."""
+    by = sorted_by_strategy(ok_results(records))
+    if reference is None:
+        reference = paired.primary_reference(by)
+    points = {}
+    for s, rs in by.items():
+        pairs = [(r.synthetic_examples, r.value(primary)) for r in rs]
+        pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+        if pairs:
+            points[s] = pairs
+    curves = {name: [s for s in ids if s in points] for name, ids in _curves(by, reference).items()}
+    curves = {name: ids for name, ids in curves.items() if len(ids) >= 2}
+    loops = {s: _round_series(rs, "val_accuracy", "synthetic_total") for s, rs in by.items() if _is_loop(rs)}
+    loops = {s: v for s, v in loops.items() if v}
+    if not points and not loops:
+        return None
+    fig, axes = _figure(int(bool(points)) + int(bool(loops)))
+    if points:
+        ax = axes[0]
+        on_curve = {s for ids in curves.values() for s in ids if s != reference}
+        for name, ids in curves.items():
+            series = []
+            for s in ids:
+                (mx, _), (my, sy) = _mean_sd([p[0] for p in points[s]]), _mean_sd([p[1] for p in points[s]])
+                series.append((mx, my, sy, len(points[s])))
+            _band(ax, series, colours[ids[-1]], f"{name} ({len(ids) - (ids[0] == reference)} synthetic budgets)")
+        for s, pairs in points.items():
+            if s in on_curve:
+                continue
+            (mx, sx), (my, sy) = _mean_sd([p[0] for p in pairs]), _mean_sd([p[1] for p in pairs])
+            ax.errorbar([mx], [my], xerr=[sx], yerr=[sy], fmt="o", color=colours[s], capsize=3,
+                        label=f"{s} (n={len(pairs)})")
+        ax.set_xlabel("synthetic examples added")
+        ax.set_ylabel(f"test {primary}")
+        ax.set_title(f"test {primary} vs synthetic examples (mean ± SD over seeds)")
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+    if loops:
+        ax = axes[-1]
+        for s, series in loops.items():
+            _band(ax, series, colours[s], s)
+        ax.set_xlabel("synthetic examples so far (synthetic_total)")
+        ax.set_ylabel("validation accuracy")
+        ax.set_title("validation accuracy per round of the loop (mean ± SD)")
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def budget_figure(by_group: Mapping[Group, Sequence[Result | Mapping[str, Any]]], primary: str,
+                  colours: Mapping[str, str]) -> Any | None:
+    """Test primary metric against the real training examples (the budgets of one data set), per
+    strategy, mean ± SD band over seeds; None below two budgets."""
+    if len(by_group) < 2:
+        return None
+    series: dict[str, Series] = defaultdict(list)
+    for _, records in by_group.items():
+        for s, rs in sorted_by_strategy(ok_results(records)).items():
+            pairs = [(r.train_examples, r.value(primary)) for r in rs]
+            pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+            if pairs:
+                my, sy = _mean_sd([p[1] for p in pairs])
+                series[s].append((float(np.mean([p[0] for p in pairs])), my, sy, len(pairs)))
+    series = {s: sorted(v) for s, v in series.items() if len(v) >= 2}
+    if not series:
+        return None
+    fig, (ax,) = _figure(1, width_per=5.5)
+    for s in sorted(series):
+        _band(ax, series[s], colours[s], s)
+    ax.set_xscale("log")
+    # The budgets as plain numbers (100, 200, 400) instead of the log axis' 2 x 10^2 and minor ticks.
+    budgets = sorted({p[0] for v in series.values() for p in v})
+    ax.set_xticks(budgets, [f"{b:,.0f}" for b in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("real training examples (budget)")
+    ax.set_ylabel(f"test {primary}")
+    ax.set_title(f"test {primary} vs real-data budget (mean ± SD over seeds)")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def uncertainty_figure(records: Sequence[Result], colours: Mapping[str, str]) -> Any | None:
+    """|U_tau| and the mean uncertainty score (in U_tau solid, in the pool dashed) per round of the loop
+    strategies, mean ± SD band over seeds; None without such rounds."""
+    by = {s: rs for s, rs in sorted_by_strategy(ok_results(records)).items() if _is_loop(rs)}
+    sizes = {s: _round_series(rs, "uncertain") for s, rs in by.items()}
+    sizes = {s: v for s, v in sizes.items() if v}
+    if not sizes:
+        return None
+    fig, (a1, a2) = _figure(2)
+    for s in sorted(sizes):
+        _band(a1, sizes[s], colours[s], s)
+        for key, style, label in (("mean_score_uncertain", "-", f"{s}: in U_tau"), ("mean_score_pool", "--", f"{s}: pool")):
+            series = _round_series(by[s], key)
+            if series:
+                _band(a2, series, colours[s], label, linestyle=style)
+    a1.set_xlabel("round")
+    a1.set_ylabel("|U_tau| (uncertain pool examples)")
+    a1.set_title("size of the uncertain set per round (mean ± SD)")
+    a2.set_xlabel("round")
+    a2.set_ylabel("mean uncertainty score")
+    a2.set_title("mean uncertainty per round (mean ± SD)")
+    for ax in (a1, a2):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def synthetic_samples(records: Sequence[Result], results: Path) -> list[tuple[str, int, dict[str, np.ndarray]]]:
+    """(strategy, seed, artifact arrays) of each strategy (in order) whose artifacts hold thumbnails: its
+    first seed that has them. An artifacts file that is missing or damaged is left out with a warning."""
+    out = []
+    for strategy, rs in sorted_by_strategy(ok_results(records)).items():
+        for r in rs:
+            if not artifacts.has_sidecar(dict(r.record)):
+                continue
+            try:
+                arrays = artifacts.read_sidecar(r.cell_path(results), dict(r.record))
+            except BenchError as exc:
+                print(f"bench: warning: no thumbnails of {strategy} seed {r.seed}: {exc}", file=sys.stderr)
+                continue
+            if len(arrays.get("thumbnails", ())):
+                out.append((strategy, r.seed, arrays))
+                break
+    return out
+
+
+def thumbnail_figure(samples: Sequence[tuple[str, int, Mapping[str, np.ndarray]]]) -> Any | None:
+    """A grid of synthetic thumbnails: one row per strategy, each image titled with its class."""
+    if not samples:
+        return None
+    from matplotlib.figure import Figure
+
+    cols = max(len(a["thumbnails"]) for _, _, a in samples)
+    fig = Figure(figsize=(1.4 + 0.6 * cols, 0.2 + 0.75 * len(samples)), layout="constrained")
+    axes = fig.subplots(len(samples), cols, squeeze=False)
+    for row, (strategy, seed, arrays) in enumerate(samples):
+        thumbs, names = arrays["thumbnails"], arrays.get("sample_classes", np.array([], dtype=str))
+        for j, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(thumbs):
+                ax.set_axis_off()
+                continue
+            img = thumbs[j]
+            grey = img.shape[-1] == 1
+            ax.imshow(img[..., 0] if grey else img, cmap="gray" if grey else None, vmin=0, vmax=255,
+                      interpolation="nearest")
+            if j < len(names):
+                ax.set_title(str(names[j])[:10], fontsize=6, pad=1)
+        axes[row][0].set_ylabel(f"{strategy}\nseed {seed}", rotation=0, ha="right", va="center", fontsize=7)
+    return fig
+
+
+def label(c: paired.Comparison, several: bool) -> str:
+    """A comparison's strategy, with its data set and budget where a family has several."""
+    return f"{c.strategy} ({c.dataset} {budget_segment(c.budget)})" if several else c.strategy
+
+
+def forest_figure(comparisons: Sequence[paired.Comparison], reference: str | None = None) -> Any | None:
+    """Paired mean differences against `reference` (default: the primary reference of the comparisons),
+    in points, with their 95% CIs (no whisker below 2 pairs), coloured by verdict."""
+    if reference is None:
+        reference = paired.primary_reference(c.reference for c in comparisons)
+    comps = [c for c in comparisons if c.reference == reference]
+    if not comps:
+        return None
+    several = len({(c.dataset, c.budget) for c in comps}) > 1
+    fig, (ax,) = _figure(1, width_per=6.0, height=0.9 + 0.32 * len(comps))
+    for i, c in enumerate(comps):
+        y = len(comps) - 1 - i  # first comparison on top
+        t = c.test
+        colour = VERDICT_COLOURS.get(c.verdict, GREY)
+        if t.ci_low is not None:
+            ax.plot([t.ci_low / paired.POINT, t.ci_high / paired.POINT], [y, y], color=colour, linewidth=1.5)
+        ax.plot([t.mean / paired.POINT], [y], "o", color=colour)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(comps)), [label(c, several) for c in reversed(comps)])
+    arrow = "higher" if comps[0].higher_is_better else "lower"
+    ax.set_xlabel(f"Δ {comps[0].metric} vs {reference} (points, 95% CI; {arrow} is better)")
+    ax.set_title("paired differences by seed (green better, red worse, grey no detectable difference)")
+    ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+def cost_figure(cost_rows: Sequence[Cost], unit: str) -> Any | None:
+    """Gain over the reference (points, 95% CI) against the extra hours per cell."""
+    if not cost_rows:
+        return None
+    several = len({(k.comparison.dataset, k.comparison.budget) for k in cost_rows}) > 1
+    fig, (ax,) = _figure(1, width_per=6.0, height=3.6)
+    palette = colours([k.comparison.strategy for k in cost_rows])
+    first = cost_rows[0].comparison
+    sign = 1 if first.higher_is_better else -1
+    for k in cost_rows:
+        t = k.comparison.test
+        yerr = None
+        if t.ci_low is not None:
+            lo, hi = sorted((sign * t.ci_low / paired.POINT, sign * t.ci_high / paired.POINT))
+            yerr = [[k.gain - lo], [hi - k.gain]]
+        ax.errorbar([k.extra], [k.gain], yerr=yerr, fmt="o", capsize=3, color=palette[k.comparison.strategy],
+                    label=label(k.comparison, several))
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"extra {unit} per cell over {first.reference}")
+    ax.set_ylabel(f"gain in {first.metric} over {first.reference} (points, 95% CI)")
+    ax.set_title("cost: gain against extra compute")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return fig
