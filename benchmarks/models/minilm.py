@@ -140,9 +140,21 @@ def _strings(x: Any, what: str) -> list[str]:
     return items
 
 
+class _EmbeddingHook:
+    """The task-model contract's optional `embed(x)` hook (bench.api.TaskModel) for both text models:
+    to_tensor's float embeddings as (N, D) numpy, or None with lora (the model takes tokens, not
+    embeddings)."""
+
+    def embed(self, x: Any) -> np.ndarray | None:
+        if self.lora:
+            return None
+        t = self.to_tensor(x)
+        return t.numpy().reshape(len(t), -1)
+
+
 @MODELS.register("minilm_head", modalities=("text",))
 @dataclass
-class MiniLMHead:
+class MiniLMHead(_EmbeddingHook):
     """A classifier on MiniLM sentence embeddings (frozen, or LoRA-fine-tuned with `lora`)."""
 
     hidden: int = 256  # units of the hidden layer
@@ -164,18 +176,10 @@ class MiniLMHead:
     def prepare_batch(self, xb: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         return xb
 
-    def embed(self, x: Any) -> np.ndarray | None:
-        """The optional embedding hook: to_tensor's float embeddings as (N, D) numpy, or None with lora
-        (the model takes tokens, not embeddings)."""
-        if self.lora:
-            return None
-        t = self.to_tensor(x)
-        return t.numpy().reshape(len(t), -1)
-
 
 @MODELS.register("minilm_choice", modalities=("text",))
 @dataclass
-class MiniLMChoice:
+class MiniLMChoice(_EmbeddingHook):
     """Multiple choice on MiniLM embeddings: each (question, option) pair scored, the best option taken.
     The data set's classes are the option letters; every item must have that many options."""
 
@@ -251,11 +255,3 @@ class MiniLMChoice:
 
     def prepare_batch(self, xb: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         return xb
-
-    def embed(self, x: Any) -> np.ndarray | None:
-        """The optional embedding hook: to_tensor's float embeddings as (N, D) numpy, or None with lora
-        (the model takes tokens, not embeddings)."""
-        if self.lora:
-            return None
-        t = self.to_tensor(x)
-        return t.numpy().reshape(len(t), -1)
