@@ -155,3 +155,33 @@ def test_the_command_line_loads_no_plugin_or_torch_before_a_command_runs():
             "'bench.method', 'bench.baselines', 'bench.benchmarks', 'bench.metrics', 'bench.config'))))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["run", "--suite", "smoke", "--seed", "0"], "unrecognized arguments: --seed 0"),  # not a prefix of --seeds
+    (["compare", "results", "results", "--tol", "0.1"], "unrecognized arguments: --tol 0.1"),
+    (["run", "--suite", "smoke", "--seeds", "0,1,"], "--seeds takes comma-separated integers, got '0,1,'"),
+    (["run", "--suite", "smoke", "--seeds", "0,,1"], "--seeds takes comma-separated integers, got '0,,1'"),
+    (["run", "--suite", "smoke", "--seeds", "1,0,1"], "--seeds names a seed twice: '1,0,1'"),
+    (["run", "--suite", "smoke", "--out", ""], "--out takes a folder, got an empty path"),
+    (["run", "--suite", "smoke", "--out", "  "], "--out takes a folder, got an empty path"),
+])
+def test_what_a_user_types_by_habit_is_refused_before_any_work(capsys, argv, expected):
+    one_line_error(capsys, argv, expected)
+
+
+def test_a_run_writes_outside_the_committed_results_unless_told_and_git_ignores_it():
+    from bench.cli import build_parser
+    from bench.cli.arguments import DEFAULT_RESULTS, DEFAULT_RUNS
+
+    args = build_parser().parse_args(["run", "--suite", "smoke"])
+    assert args.out == DEFAULT_RUNS != DEFAULT_RESULTS
+    assert build_parser().parse_args(["leaderboard"]).results == DEFAULT_RESULTS  # readers read the committed ones
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    # runs/ (the default output) and a `.venv` redirect *file* (which tox writes unless told not to) are ignored
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", f"{DEFAULT_RUNS}/x/seed0.json", ".venv"],
+                             cwd=root, capture_output=True, text=True).stdout.split()
+    assert ignored == [f"{DEFAULT_RUNS}/x/seed0.json", ".venv"]
+    assert "venv_redirect = false" in (root / "tox.ini").read_text()

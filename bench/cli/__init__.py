@@ -13,6 +13,7 @@ import argparse
 import sys
 import warnings
 from types import ModuleType
+from typing import Any
 
 from bench.cli import compare, fid, leaderboard, ls, report, rescore, run, stats, validate
 from bench.errors import BenchError
@@ -23,6 +24,11 @@ COMMANDS: dict[str, ModuleType] = {"run": run, "rescore": rescore, "leaderboard"
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # a prefix of a flag is an error, not that flag (`--seed 0` is not `--seeds 0`), in every sub-command
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the usage too)
         raise BenchError(message)
 

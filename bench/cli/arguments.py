@@ -12,21 +12,34 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-DEFAULT_RESULTS = Path("results")
+DEFAULT_RESULTS = Path("results")  # the committed results, which the reading commands read by default
+# Where `bench run` writes unless told otherwise: outside the committed results (and ignored by git), so that
+# a habitual `bench run --suite smoke` never changes them; committing results is `--out results`.
+DEFAULT_RUNS = Path("runs")
 MODEL_PATH_KEY = "synthetic.generator.params.model_path"  # what --sd-path and --lm-path set
 # KEY of --set: dot-separated segments (mapping keys, list indexes, or list entries' ids or names)
 OVERRIDE_KEY = re.compile(r"[^.\s=]+(\.[^.\s=]+)*")
 
 
 def seed_list(text: str) -> list[int]:
-    """--seeds: comma-separated non-negative integers, e.g. 0,1,2."""
+    """--seeds: comma-separated, distinct, non-negative integers, e.g. 0,1,2 (no empty item: `0,1,` is a
+    typo, not two seeds)."""
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, got {text!r}") from None
-    if not seeds or min(seeds) < 0:
+    if min(seeds) < 0:
         raise argparse.ArgumentTypeError(f"--seeds takes non-negative integers, got {text!r}")
+    if len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds names a seed twice: {text!r}")
     return seeds
+
+
+def out_folder(text: str) -> Path:
+    """--out: a folder path; an empty one (which would mean the current folder) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--out takes a folder, got an empty path")
+    return Path(text)
 
 
 def positive(flag: str, unit: str) -> Callable[[str], float]:

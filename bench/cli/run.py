@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from bench.cli.arguments import (
-    DEFAULT_RESULTS,
+    DEFAULT_RUNS,
     add_suite_options,
     at_least_zero,
+    out_folder,
     positive,
     seed_list,
     suite_overrides,
@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--seeds", type=seed_list, help="comma-separated seeds, overriding the suite's (e.g. 0,1,2)")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if present")
     r.add_argument("--preset", default="cpu", help="cpu (default) or a preset the suite defines, e.g. gpu")
-    r.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results)")
+    r.add_argument("--out", type=out_folder, default=DEFAULT_RUNS, help=f"results folder (default: {DEFAULT_RUNS}, which git "
+                   "ignores; the committed results are `--out results`)")
     r.add_argument("--data-dir", help="folder holding the data sets (default: BENCH_DATA_DIR, shared data, cache)")
     r.add_argument("--force", action="store_true", help="recompute cells whose result is up to date")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
