@@ -14,9 +14,11 @@ embedding-space coverage and density include them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 from imblearn.over_sampling import SMOTE, SMOTENC
+from pydantic import Field
 
 from bench.api import Split, StrategyResult, TaskView
 from bench.registry import STRATEGIES
@@ -52,7 +54,7 @@ def smote_samples(real: Split, per_class: int, k_neighbors: int, seed: int, sche
 @STRATEGIES.register("smote", kind="baseline", synthesises=True, modalities=("image", "tabular", "vector", "text"))
 @dataclass
 class Smote(SynthesisStrategy):
-    k_neighbors: int = 5  # same-class neighbours to interpolate between (capped by class size - 1)
+    k_neighbors: Annotated[int, Field(ge=1)] = 5  # same-class neighbours to interpolate between (capped by class size - 1)
 
     def run(self, task: TaskView) -> StrategyResult:
         text = task.data.modality == "text"

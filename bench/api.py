@@ -330,6 +330,9 @@ class MetricCaps:
     # A secondary column of the report's summary table, in this order (0 first; the suite's primary
     # metric is always shown). None: only in the detailed tables.
     summary: int | None = None
+    # The closed interval every value lies in (each entry's, for a per-class or per-group mapping), e.g.
+    # (0, 1) for a fraction: a result file holding a value outside it is refused when read. None: no bound.
+    range: tuple[float, float] | None = None
     # What the metric reads besides the task's data, which decides whether `bench rescore` can compute
     # it from a finished cell's artifacts (bench.artifacts): "predictions" the stored test
     # probabilities (with the test labels and groups); "synthetic" the synthetic split, kept only

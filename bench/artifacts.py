@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import sys
 import zipfile
 from pathlib import Path
@@ -45,6 +47,12 @@ THUMBNAILS = 16  # synthetic images kept per cell for figures
 THUMBNAIL_SIDE = 32  # pixels: the image data sets' own size (CIFAR-10, UTKFace crops 32, MedMNIST 28)
 TEXTS = 8  # synthetic texts kept per cell
 TEXT_CHARS = 1000  # characters kept of each text (a figure or a table shows the start)
+# Bytes an artifacts file may take on disk and once inflated (every array of it together): a sidecar
+# holds test probabilities and 16 thumbnails (kilobytes to a few MB); a kept synthetic split of
+# CIFAR-10's size is 150 MB raw. A file past either cap (a zip bomb: 28 MB that inflate to 6 GiB) is
+# refused before it is inflated.
+MAX_ARTIFACT_BYTES = 2**30
+MAX_INFLATED_BYTES = 4 * 2**30
 
 
 def collect(probs: np.ndarray, synthetic: Split | None, modality: str, classes: list[str], seed: int,
@@ -230,22 +238,105 @@ def write_files(files: list[tuple[Path, bytes]], prefix: str) -> None:
         write_atomic(target, data, prefix=prefix)
 
 
-def _verified(path: Path, entry: dict[str, Any], what: str) -> dict[str, np.ndarray]:
+def read_regular(path: Path, cap: int, what: str, expected_size: int | None = None) -> bytes:
+    """The bytes of `path` if it is a regular file (not a symlink, device, FIFO or folder) of at most
+    `cap` bytes (and of exactly `expected_size` where given), checked on the open file before reading;
+    BenchError naming it otherwise."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
-        raise BenchError(f"{what} {path} is missing (the result names it)") from None
+        raise BenchError(f"{what} {path} is missing") from None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise BenchError(f"{what} {path} is a symbolic link: only regular files are read") from None
+        if os.path.isdir(path):
+            raise BenchError(f"{what} {path} is a folder, not a file") from None
+        raise BenchError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
+            raise BenchError(f"{what} {path} is {kind}, not a file" if kind == "a folder" else f"{what} {path} is {kind}")
+        if st.st_size > cap:
+            raise BenchError(f"{what} {path} is {st.st_size:,} bytes, more than the {cap:,} a {what} may take")
+        if expected_size is not None and st.st_size != expected_size:
+            raise BenchError(f"{what} {path} is damaged: {st.st_size:,} bytes, not the {expected_size:,} its result "
+                             "records; rerun the cell with `bench run --force`")
+        chunks, left = [], cap + 1
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 20))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
     except OSError as exc:
         raise BenchError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > cap:  # grew while read
+        raise BenchError(f"{what} {path} is more than the {cap:,} bytes a {what} may take")
+    return data
+
+
+def _checked_bytes(path: Path, entry: dict[str, Any], what: str) -> bytes:
+    """The file's bytes, its size and sha256 those the result records."""
+    data = read_regular(path, MAX_ARTIFACT_BYTES, what, expected_size=entry["bytes"])
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry["sha256"]:
         raise BenchError(f"{what} {path} is damaged: its sha256 {digest[:12]}... is not the {entry['sha256'][:12]}... "
                          "its result records; rerun the cell with `bench run --force`")
+    return data
+
+
+def verify_sidecar_file(result: Path, entry: dict[str, Any]) -> None:
+    """BenchError naming it unless the artifacts file a result names is a regular file with the size and
+    sha256 the result records (read by bench.results.read_valid_result; nothing is inflated)."""
+    _checked_bytes(Path(result).parent / entry["file"], entry, "artifact file")
+
+
+def load_npz(data: bytes, where: Path, cap: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an npz archive (no pickles), each member's inflated size checked against what is
+    left of `cap` before it is inflated, and each array's header against its member's size (an .npy
+    header may claim any shape); BenchError naming `where` otherwise."""
+    cap = MAX_INFLATED_BYTES if cap is None else cap
+    out: dict[str, np.ndarray] = {}
+    left = cap
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise BenchError(f"{what} {path} cannot be read: {exc}") from None
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                if info.file_size > left:
+                    raise BenchError(f"{where} inflates to more than {cap:,} bytes: refused")
+                left -= info.file_size
+                with zf.open(info) as member:  # reads at most file_size bytes, then checks the CRC
+                    raw = member.read()
+                if len(raw) != info.file_size:
+                    raise BenchError(f"{where} cannot be read: member {info.filename} is truncated")
+                buf = io.BytesIO(raw)
+                version = np.lib.format.read_magic(buf)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(buf)  # version 3.0 (utf-8 field names) is not what np.savez writes
+                if dtype.hasobject:
+                    raise BenchError(f"{where} cannot be read: member {info.filename} holds Python objects")
+                if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > len(raw):
+                    raise BenchError(f"{where} cannot be read: member {info.filename} claims a shape {shape} "
+                                     "larger than its data")
+                buf.seek(0)
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                out[name] = np.lib.format.read_array(buf, allow_pickle=False)
+    except BenchError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
+        raise BenchError(f"{where} cannot be read: {exc}") from None
+    return out
+
+
+def _verified(path: Path, entry: dict[str, Any], what: str) -> dict[str, np.ndarray]:
+    """The arrays of an artifacts file: size and sha256 checked before a byte is inflated, then
+    inflated within MAX_INFLATED_BYTES."""
+    return load_npz(_checked_bytes(path, entry, what), path)
 
 
 def has_sidecar(record: dict[str, Any]) -> bool:

@@ -10,15 +10,20 @@ What is checked, for each data set of the suite:
   targeting that needs table columns);
 - (a warning, not an error) a strategy that declares itself the control of another (`control_of`) has
   an entry with that strategy's parameters, less the other's `targeting_params`;
-- the real-data budget plus the validation split fit in the smallest class of the training split, and
-  the test subset in the smallest class of the test split (from the sizes the data set declares).
+- every budget leaves every class at least one training example after the validation split (n per
+  class plus val_per_class fit in the smallest class; a share P% of it rounds to at least one example),
+  and the test subset fits in the smallest class of the test split: from the sizes the data set, built
+  with the suite's parameters, gives (`train_per_class` / `test_per_class` attributes), else the sizes it
+  declared when it registered (which hold for its default parameters).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from typing import Any
 
+from bench.config import budget_share
 from bench.errors import BenchError, SuiteWarning
 from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES
 
@@ -68,8 +73,7 @@ def check_suite(suite: Any, strategies: list[tuple[Any, Any]]) -> None:
             mods = METRICS.caps(m.name).modalities
             if modality not in mods:
                 raise BenchError(f"{where}, but metric {m.key!r} applies to {_list(mods)} data")
-        if not ds.params:  # the declared sizes hold for the data set's default parameters
-            _check_sizes(ds.name, dcaps, suite)
+        _check_sizes(ds, dcaps, suite)
 
 
 def _check_control(strategies: list[tuple[Any, Any]]) -> None:
@@ -98,21 +102,52 @@ def _check_control(strategies: list[tuple[Any, Any]]) -> None:
                           "the same loop parameters (a YAML anchor)", SuiteWarning, stacklevel=2)
 
 
-def _check_sizes(name: str, caps: Any, suite: Any) -> None:
-    if caps.train_per_class is not None:
-        smallest = min(caps.train_per_class)
+def _smallest_classes(ds: Any, caps: Any) -> tuple[int | None, int | None]:
+    """The sizes of the smallest class of the data set's training and test splits: what the data set,
+    built with the suite's parameters, says of itself (an attribute `train_per_class` / `test_per_class`:
+    an int for every class, or one per class), else what it declared when it registered, which holds for
+    its default parameters only; None where unknown (the split is then checked when a cell cuts it)."""
+    built = DATASETS.build(ds.name, ds.params)  # only stores its parameters, checked against their declared ranges
+    out: list[int | None] = []
+    for attr in ("train_per_class", "test_per_class"):
+        own, declared = getattr(built, attr, None), getattr(caps, attr)
+        if isinstance(own, int) and not isinstance(own, bool):
+            out.append(own)
+        elif isinstance(own, (tuple, list)) and own and all(isinstance(n, int) for n in own):
+            out.append(min(own))
+        elif declared is not None and not ds.params:
+            out.append(min(declared))
+        else:
+            out.append(None)
+    return out[0], out[1]
+
+
+def _check_sizes(ds: Any, caps: Any, suite: Any) -> None:
+    """Every budget leaves every class at least one training and one validation example (bench.task cuts
+    the splits: n per class after val_per_class; a share P% of each class's rest, rounded half up), and
+    the test subset fits the test split."""
+    name = ds.name
+    train, test = _smallest_classes(ds, caps)
+    if train is not None:
+        if suite.val_per_class > train:
+            raise BenchError(f"val_per_class {suite.val_per_class} exceeds the {train} training examples of the "
+                             f"smallest class of data set {name!r}")
+        rest = train - suite.val_per_class
         for budget in suite.budgets:
-            if isinstance(budget, int) and budget + suite.val_per_class > smallest:
+            share = budget_share(budget)
+            if share is None and budget > rest:
                 raise BenchError(f"budget {budget} per class plus val_per_class {suite.val_per_class} exceeds the "
-                                 f"{smallest} training examples of the smallest class of data set {name!r}")
-        if suite.val_per_class > smallest:
-            raise BenchError(f"val_per_class {suite.val_per_class} exceeds the {smallest} training examples of the "
-                             f"smallest class of data set {name!r}")
-    if caps.test_per_class is not None and suite.test_per_class is not None:
-        smallest = min(caps.test_per_class)
-        if suite.test_per_class > smallest:
-            raise BenchError(f"test_per_class {suite.test_per_class} exceeds the {smallest} test examples of the "
-                             f"smallest class of data set {name!r}")
+                                 f"{train} training examples of the smallest class of data set {name!r}")
+            if share is not None and rest < 1:
+                raise BenchError(f"budget {budget!r}: val_per_class {suite.val_per_class} takes all {train} training "
+                                 f"examples of the smallest class of data set {name!r}, leaving none to train on")
+            if share is not None and math.floor(share * rest + 0.5) < 1:
+                raise BenchError(f"budget {budget!r} leaves the smallest class of data set {name!r} no training example "
+                                 f"({share * rest:.3g} of its {rest} examples after val_per_class, rounded): "
+                                 f"use at least {50 / rest:.3g}%")
+    if test is not None and suite.test_per_class is not None and suite.test_per_class > test:
+        raise BenchError(f"test_per_class {suite.test_per_class} exceeds the {test} test examples of the "
+                         f"smallest class of data set {name!r}")
 
 
 def _list(modalities: tuple[str, ...]) -> str:

@@ -9,8 +9,9 @@ scalars replace). Bump `version` whenever a change alters scores: it is part of 
 `--set` overrides then replace single values of the merged suite (`apply_overrides`), before validation.
 
 Suite files are read defensively (`read_suite_file`): at most MAX_SUITE_BYTES, UTF-8, YAML through a
-SafeLoader that refuses duplicate keys and aliases that expand beyond MAX_SUITE_NODES nodes (the
-"billion laughs" bomb) or refer to themselves. Names that become folders of the results (suite,
+SafeLoader that refuses duplicate keys, tags other than the plain scalar, sequence and mapping tags
+(PLAIN_TAGS: no !!set, !!binary, !!timestamp or !!python/...), and aliases that expand beyond
+MAX_SUITE_NODES nodes (the "billion laughs" bomb) or refer to themselves. Names that become folders of the results (suite,
 preset, data set, strategy and metric ids) must be safe slugs (SLUG), so no path leaves `--out`.
 
 This module names no plug-in: what a generator accepts (a local model folder) comes from the
@@ -36,6 +37,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -52,6 +54,18 @@ SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SEED_LIMIT = 2**32  # numpy's seed limit: np.random.seed and default_rng(...) of one int need 0 <= seed < 2**32
 MAX_SUITE_BYTES = 1_000_000  # a suite is a few KB; a larger file is a mistake (or an attack)
 MAX_SUITE_NODES = 100_000  # YAML nodes after alias expansion; the largest built-in suite has under 1,000
+# Bounds of the recipe and of the synthetic budget: past them a run "succeeds" with numbers that mean
+# nothing (a learning rate of 1e30 diverges to NaN weights, a batch larger than any data set is one batch)
+# or never ends (a billion synthetic examples per class). The built-in suites stay far inside them.
+MAX_LR = 10.0  # a learning rate (SGD with a one-cycle schedule peaks near 0.05-1; Adam near 1e-3)
+MAX_WEIGHT_DECAY = 1.0  # weight decay; at lr x weight_decay >= 1 an SGD step zeroes the weights
+MAX_BATCH = 2**20  # examples in a training or evaluation batch (a million)
+MAX_EPOCHS = 100_000  # training epochs
+MAX_SYNTHETIC_PER_CLASS = 100_000  # synthetic examples per class a strategy may add in all
+MAX_VERSION = 2**31 - 1  # a suite's version (an int32: what every JSON reader holds exactly)
+# The YAML tags a suite may use (the plain scalars, sequences and mappings of YAML 1.1, and the merge key
+# `<<`); others (!!set, !!binary, !!timestamp, !!python/...) build values the schema does not describe.
+PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge"))
 
 
 def check_slug(value: str) -> str:
@@ -114,7 +128,8 @@ Budget = Annotated[int | str, BeforeValidator(check_budget)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: every float of a suite is finite (".inf" or ".nan" is "Input should be a finite number")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class NamedSpec(_Strict):
@@ -145,10 +160,10 @@ class TrainRecipe(_Strict):
     """How a task model is trained; the defaults are the plan's recipe."""
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: PositiveFloat = 3e-4
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: PositiveInt = 128
-    epochs: PositiveInt = 30
+    lr: float = Field(3e-4, gt=0, le=MAX_LR)
+    weight_decay: float = Field(0.0, ge=0, le=MAX_WEIGHT_DECAY)
+    batch_size: int = Field(128, gt=0, le=MAX_BATCH)
+    epochs: int = Field(30, gt=0, le=MAX_EPOCHS)
     # Model selection on the validation split (carved from the training split, never the test set):
     # keep the weights of the best epoch by `select_metric`. "accuracy": the highest validation
     # accuracy, ties broken by the lower validation loss; the split holds val_per_class examples of
@@ -159,13 +174,13 @@ class TrainRecipe(_Strict):
     select_on_val: bool = True
     select_metric: Literal["accuracy", "loss"] = "accuracy"
     select_from: float = Field(0.1, ge=0, lt=1)  # fraction of the epochs before which no epoch is selected
-    eval_batch_size: PositiveInt = 1000
+    eval_batch_size: int = Field(1000, gt=0, le=MAX_BATCH)
     # Against overfitting (to synthetic data in particular): stop after this many selectable epochs
     # without a better `select_metric` (None: never), and/or stochastic weight averaging over the last epochs.
-    early_stopping_patience: PositiveInt | None = None
+    early_stopping_patience: Annotated[int, Field(gt=0, le=MAX_EPOCHS)] | None = None
     swa: bool = False
     swa_start: float = Field(0.75, gt=0, lt=1)  # fraction of the epochs after which weights are averaged
-    swa_lr: PositiveFloat | None = None  # constant learning rate during averaging; None keeps lr
+    swa_lr: Annotated[float, Field(gt=0, le=MAX_LR)] | None = None  # constant learning rate during averaging; None keeps lr
     # CPU speed options; see README "Performance" for the measurements behind the defaults.
     channels_last: bool = False
     bf16_autocast: bool = False
@@ -192,7 +207,7 @@ class SyntheticSpec(_Strict):
     """The synthetic-data side of a comparison, identical for every strategy that synthesises."""
 
     generator: NamedSpec
-    budget_per_class: PositiveInt  # synthetic examples per class a strategy may add in all
+    budget_per_class: int = Field(gt=0, le=MAX_SYNTHETIC_PER_CLASS)  # synthetic examples per class a strategy may add in all
     # Expected share of synthetic examples among the training draws (class-weighted sampling);
     # 0.5 draws real and synthetic examples equally often.
     mix_ratio: float = Field(0.5, gt=0, lt=1)
@@ -200,10 +215,13 @@ class SyntheticSpec(_Strict):
 
 class SuiteConfig(_Strict):
     name: Slug
-    version: PositiveInt
+    # An integer written as one (not true, '1' or 1.0), 1 to MAX_VERSION; part of every cell's hash.
+    version: StrictInt = Field(gt=0, le=MAX_VERSION)
     description: str = ""
     primary_metric: str
-    datasets: list[NamedSpec]
+    # Each data set once (its name is a folder of the results); `data_dir` is not a parameter of the suite:
+    # `bench run --data-dir` (or BENCH_DATA_DIR) says where the data lie, the same for every data set.
+    datasets: list[NamedSpec] = Field(min_length=1)
     budgets: list[Budget] = Field(min_length=1)  # n per class, "all" or "P%" (see check_budget)
     val_per_class: PositiveInt  # validation examples per class, carved from the training split
     test_per_class: PositiveInt | None = None  # stratified test subset; None = the whole test set
@@ -236,6 +254,27 @@ class SuiteConfig(_Strict):
     def _unique_keys(cls, v: list[KeyedSpec], info: Any) -> list[KeyedSpec]:
         if dup := _repeated([s.key for s in v]):
             raise ValueError(f"{info.field_name} must be unique, repeated: {', '.join(dup)} (give each an `id`)")
+        return v
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique_datasets(cls, v: list[NamedSpec]) -> list[NamedSpec]:
+        if dup := _repeated([d.name for d in v]):
+            raise ValueError(f"each data set once, repeated: {', '.join(dup)} (its name is a folder of the results)")
+        for d in v:
+            if "data_dir" in d.params:
+                raise ValueError(f"data set {d.name!r}: data_dir is not a suite parameter: give the folder with "
+                                 "`bench run --data-dir` (or BENCH_DATA_DIR)")
+        return v
+
+    @field_validator("budgets", "seeds")
+    @classmethod
+    def _unique_values(cls, v: list[Any], info: Any) -> list[Any]:
+        """Budgets are compared normalised ('10%' and '10.0%' are one budget, '100%' is 'all')."""
+        if dup := _repeated([str(x) for x in v]):
+            raise ValueError(f"{info.field_name} must be unique, repeated: {', '.join(dup)}"
+                             + (" (after normalising: '10.0%' is '10%', '100%' is 'all')"
+                                if info.field_name == "budgets" else ""))
         return v
 
     @property
@@ -305,6 +344,12 @@ class SuiteLoader(yaml.SafeLoader):
                 continue
             if id(node) in size:
                 continue
+            if node.tag not in PLAIN_TAGS:
+                tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the YAML tag {tag} is not allowed: a suite holds plain values (text, numbers, "
+                    "true/false, null), lists and mappings" + (" (quote a date)" if tag == "!!timestamp" else ""),
+                    node.start_mark)
             on_path.add(id(node))
             stack.append((node, True))
             if isinstance(node, yaml.MappingNode):

@@ -14,11 +14,19 @@ read-only BENCH_CACHE_DIR, a full disk) the harness says so in one CacheWarning 
 without it, decoding in memory and fitting generators without storing them. Every cache file is
 written atomically (a temporary file, fsynced, renamed into place), so a kill or a concurrent process
 never leaves a partial entry behind.
+
+Nothing read back from the cache is believed: every entry carries a digest that is checked when it is
+read, and an entry that does not match it (changed in place, damaged, or written by a version without
+digests) is reported in one CacheWarning naming the file and rebuilt. Decoded arrays: the sha256 of
+each .npy file in the entry's meta.json (`verified_cache`); single-file entries (Inception features,
+generated texts): `seal_bytes` / `read_sealed`; fitted generators: an HMAC (bench.generator); text
+embeddings: a digest per row (the text encoder's store).
 """
 from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -110,6 +118,36 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o666, prefix: str = ".") 
         if os.path.exists(tmp):
             os.unlink(tmp)
     fsync_dir(path.parent)
+
+
+SEAL_MAGIC = b"active-synthesis-bench sha256 v1\n"  # then the 32-byte sha256 of the payload, then the payload
+
+
+def seal_bytes(data: bytes) -> bytes:
+    """A single-file cache entry: SEAL_MAGIC, the sha256 of `data`, then `data` (see `read_sealed`)."""
+    return SEAL_MAGIC + hashlib.sha256(data).digest() + data
+
+
+def read_sealed(path: Path, what: str) -> bytes | None:
+    """The payload of a sealed cache entry (`seal_bytes`) at `path`; None when there is none, or, with one
+    CacheWarning naming the file, when it carries no digest (an older version wrote it) or its payload
+    does not match its digest (changed after it was written): the caller rebuilds and overwrites it."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        reason = f"cannot be read ({exc.strerror or exc})"
+    else:
+        head = len(SEAL_MAGIC) + hashlib.sha256().digest_size
+        if len(blob) < head or not blob.startswith(SEAL_MAGIC):
+            reason = "carries no digest (written by an older version, or not by the harness)"
+        elif blob[len(SEAL_MAGIC):head] != hashlib.sha256(blob[head:]).digest():
+            reason = "does not match its digest (changed or damaged after it was written)"
+        else:
+            return blob[head:]
+    warn_cache(f"{what} cache entry {path} {reason}: ignored; rebuilding it")
+    return None
 
 
 # A temporary file or folder of a cache write older than this was left by a killed process (a
@@ -237,7 +275,9 @@ def verified_cache(
     seal = entry / f"verified-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}.json"
     stamped_at = time.time_ns()
     stamp = {f.name: _stat_stamp(folder / f.name) for f in files}  # before hashing: a later write moves it
-    arrays = _read_entry(entry)
+    arrays, damaged = _load_entry(entry)
+    if damaged is not None:
+        warn_cache(f"decoded-data cache entry {damaged}: ignored; decoding the data again and replacing it")
     if arrays is not None and _read_seal(seal) == stamp:
         return arrays
     for f in files:
@@ -257,15 +297,51 @@ def verified_cache(
     return arrays
 
 
+ARRAYS_SEAL = "arrays-verified.json"  # in an entry: the stat stamps its .npy files had when last hashed
+
+
 def _read_entry(entry: Path) -> dict[str, np.ndarray] | None:
-    """The arrays of a complete cache entry, memory-mapped; None when it is absent or damaged."""
+    """The arrays of a complete cache entry that matches its digests, memory-mapped; None otherwise."""
+    return _load_entry(entry)[0]
+
+
+def _load_entry(entry: Path) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """(arrays, None) for a complete entry whose .npy files match the sha256s in its meta.json; (None,
+    None) when there is no entry; (None, what is wrong, naming the file) for a damaged or tampered one.
+
+    Each .npy file is hashed when the entry is first read, and again whenever its stat stamp (size,
+    mtime, ctime, inode) differs from the one recorded in ARRAYS_SEAL when it last matched (a write in
+    place moves ctime, which cannot be set back), so that a warm load still reads only the pages it uses.
+    A stamp younger than RACY_SECONDS is not recorded (see `verified_cache`)."""
+    meta_path = entry / "meta.json"
     try:
-        names = json.loads((entry / "meta.json").read_text())["arrays"]
-        if not all(isinstance(n, str) and n and Path(n).name == n for n in names):
-            return None
-        return {n: np.load(entry / f"{n}.npy", mmap_mode="r") for n in names}  # allow_pickle stays False
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        return None, f"{meta_path} cannot be read ({exc})"
+    names, digests = (meta.get("arrays"), meta.get("sha256")) if isinstance(meta, dict) else (None, None)
+    if not isinstance(names, list) or not all(isinstance(n, str) and n and Path(n).name == n for n in names):
+        return None, f"{meta_path} names no arrays"
+    if not isinstance(digests, dict) or set(digests) != set(names):
+        return None, f"{entry} carries no digest of its arrays (written by an older version)"
+    try:
+        stamped_at = time.time_ns()
+        stamps = {n: _stat_stamp(entry / f"{n}.npy") for n in names}
+        if _read_seal(entry / ARRAYS_SEAL) != stamps:
+            for n in names:
+                if sha256_of(entry / f"{n}.npy") != digests[n]:
+                    return None, f"{entry / f'{n}.npy'} does not match its digest (changed after it was written)"
+            if all(s[2] < stamped_at - RACY_SECONDS * 1e9 for s in stamps.values()):
+                try:
+                    write_atomic(entry / ARRAYS_SEAL, (json.dumps({"files": stamps}) + "\n").encode())
+                except OSError:
+                    pass  # a read-only cache: hashed again next time
+        return {n: np.load(entry / f"{n}.npy", mmap_mode="r") for n in names}, None  # allow_pickle stays False
+    except BenchError:
+        return None, f"{entry} lacks one of its arrays"
+    except (OSError, ValueError) as exc:
+        return None, f"{entry} cannot be read ({exc})"
 
 
 def _read_seal(path: Path) -> Any:
@@ -283,15 +359,15 @@ def _store_entry(entry: Path, arrays: dict[str, np.ndarray], extra: dict[str, by
     remove_stale(entry.parent, f".{entry.name}.*")
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp"))
     try:
-        meta = json.dumps({"arrays": sorted(arrays)}).encode()
-        for name, content in [*((f"{n}.npy", a) for n, a in arrays.items()), ("meta.json", meta), *extra.items()]:
-            with open(tmp / name, "wb") as f:  # a private folder until the rename: no temporary names needed
-                if isinstance(content, bytes):
-                    f.write(content)
-                else:
-                    np.save(f, np.ascontiguousarray(content))
-                f.flush()
-                os.fsync(f.fileno())
+        digests: dict[str, str] = {}
+        for name, a in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(a))
+            digests[name] = hashlib.sha256(buffer.getbuffer()).hexdigest()  # checked on every read (_load_entry)
+            _write_synced(tmp / f"{name}.npy", buffer.getbuffer())
+        meta = json.dumps({"arrays": sorted(arrays), "sha256": digests}).encode()
+        for name, content in [("meta.json", meta), *extra.items()]:
+            _write_synced(tmp / name, content)  # a private folder until the rename: no temporary names needed
         fsync_dir(tmp)
         if not _rename_if_absent(tmp, entry) and _read_entry(entry) is None:
             # What sits there is damaged (or half-removed by hand): move it aside, then retry once.
@@ -305,6 +381,13 @@ def _store_entry(entry: Path, arrays: dict[str, np.ndarray], extra: dict[str, by
         fsync_dir(entry.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_synced(path: Path, content: bytes | memoryview) -> None:
+    with open(path, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _rename_if_absent(src: Path, dest: Path) -> bool:

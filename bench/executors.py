@@ -23,6 +23,10 @@ file system shared with the driver.
   object store, so workers need neither the data files nor a shared folder; the harness (and any
   plug-in package) must be installed on every node.
 
+Workers die with their driver: each pool worker arms `die_with_parent` when it starts (Linux: the
+kernel's parent-death signal, prctl PR_SET_PDEATHSIG = SIGKILL; elsewhere a watchdog thread on
+os.getppid()), so a driver killed with SIGKILL leaves no idle worker (about 1 GB each) behind.
+
 A worker that dies (killed, out of memory, a crash in native code, `os._exit` in a plug-in) turns the
 cell it was running into an error row of the same format as any failed cell (`error.type`
 `BrokenProcessPool`, `WorkerCrashedError`, ...), and the run goes on. On Ray, the later cells of its
@@ -52,6 +56,8 @@ import os
 import pickle
 import re
 import signal
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -186,7 +192,7 @@ class LocalPool:
         # Each cell's state, written by the workers without a lock (one writer per slot at a time), read
         # here after a pool broke: which cells had started, and which were stopped by the pool itself.
         state = ctx.Array("b", max(1, len(cells)), lock=False)
-        settings = (self.threads_per_worker(), pickle.dumps(plugin_entries(job.suite)), state)
+        settings = (self.threads_per_worker(), pickle.dumps(plugin_entries(job.suite)), state, os.getpid())
         queue = collections.deque(range(len(cells)))
         isolated: set[int] = set()  # run alone: several started cells were in flight when a worker died
         strikes: collections.Counter[int] = collections.Counter()
@@ -283,9 +289,12 @@ _problem: tuple[str, str] | None = None  # why this worker cannot run cells (its
 _datasets: dict[str, DatasetSplits] = {}
 
 
-def _init_worker(threads: int, entries: bytes, state: Any) -> None:
-    """A pool worker's start: its thread count before torch loads, then the driver's plug-ins."""
+def _init_worker(threads: int, entries: bytes, state: Any, parent: int | None = None) -> None:
+    """A pool worker's start: bound to its driver's life (`die_with_parent`), its thread count before
+    torch loads, then the driver's plug-ins."""
     global _state, _problem
+    if parent is not None:
+        die_with_parent(parent)
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     import torch
@@ -294,6 +303,38 @@ def _init_worker(threads: int, entries: bytes, state: Any) -> None:
     _state = state
     signal.signal(signal.SIGTERM, _stopped_by_pool)
     _problem = adopt_plugins(entries)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal this process gets when its parent dies
+WATCHDOG_SECONDS = 1.0  # how often the portable watchdog looks for its parent (a dead driver's workers exit within it)
+
+
+def die_with_parent(parent: int) -> str:
+    """End this process when its parent (the driver, pid `parent`) dies, even by SIGKILL, which runs no
+    clean-up: on Linux the kernel sends SIGKILL (prctl PR_SET_PDEATHSIG); elsewhere a daemon thread
+    polls os.getppid() every WATCHDOG_SECONDS and exits when the parent is gone (the process is then
+    re-parented). A worker left behind would hold its memory (about 1 GB with torch) and its CPU for
+    minutes. Returns the mechanism used: "pdeathsig" or "watchdog"."""
+    mechanism = "watchdog"
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                mechanism = "pdeathsig"
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the driver died before the signal was armed
+        os._exit(1)
+    if mechanism == "watchdog":
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(WATCHDOG_SECONDS)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="bench-parent-watchdog", daemon=True).start()
+    return mechanism
 
 
 def _stopped_by_pool(signum: int, frame: Any) -> None:

@@ -24,6 +24,7 @@ from scipy import stats
 
 from bench import stats as paired
 from bench.config import budget_text
+from bench.data import write_atomic
 from bench.environment import known_commit
 from bench.results import GroupKey, Result, budget_segment, by_group, by_strategy, load_results, scalar_metrics
 
@@ -216,7 +217,9 @@ def provenance_problems(root: Path) -> list[str]:
 
 
 def write(root: Path, path: Path) -> None:
-    path.write_text(render(root))
+    """Write LEADERBOARD.md atomically (bench.data.write_atomic): a failed write (a full disk, a file-size
+    limit) leaves the previous file whole, never a truncated one."""
+    write_atomic(Path(path), render(root).encode("utf-8"))
 
 
 def is_current(root: Path, path: Path) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import inspect
 import typing
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -29,8 +30,10 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named collection of plug-ins of one kind (e.g. "strategy")."""
 
-    def __init__(self, kind: str, caps: type | None = None, contract: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, caps: type | None = None, contract: tuple[str, ...] = (),
+                 groups: tuple[str, ...] | None = None) -> None:
         self.kind = kind
+        self._groups = groups  # the entry-point groups a lookup loads first; None: all of them
         self._caps_type = caps  # a frozen dataclass of the capabilities an entry declares; None: free-form
         self._contract = contract  # methods an entry must have
         self._entries: dict[str, T] = {}
@@ -67,7 +70,7 @@ class Registry(Generic[T]):
         self._meta[name] = caps
 
     def get(self, name: str) -> T:
-        load_plugins()
+        load_plugins(self._groups)
         try:
             return self._entries[name]
         except KeyError:
@@ -104,11 +107,11 @@ class Registry(Generic[T]):
         return f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known) or '(none)'}"
 
     def names(self) -> list[str]:
-        load_plugins()
+        load_plugins(self._groups)
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        load_plugins()
+        load_plugins(self._groups)
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
@@ -118,8 +121,8 @@ class Registry(Generic[T]):
         return len(self.names())
 
 
-def _registry(kind: str) -> Registry[Any]:
-    return Registry(kind, caps=CAPABILITIES[kind], contract=CONTRACTS.get(kind, ()))
+def _registry(kind: str, groups: tuple[str, ...] | None = None) -> Registry[Any]:
+    return Registry(kind, caps=CAPABILITIES[kind], contract=CONTRACTS.get(kind, ()), groups=groups)
 
 
 DATASETS: Registry[Any] = _registry("dataset")
@@ -127,7 +130,10 @@ MODELS: Registry[Any] = _registry("model")
 GENERATORS: Registry[Any] = _registry("generator")
 STRATEGIES: Registry[Any] = _registry("strategy")
 METRICS: Registry[Any] = _registry("metric")
-SUITES: Registry[Any] = _registry("suite")  # name -> path of the suite's YAML file
+# name -> path of the suite's YAML file. Suites are looked up in their own entry-point group alone, so that
+# naming a suite, or mistyping one, imports no data set, model or library (about a second, not twenty on
+# a loaded 2-core machine): a package registers its suites through `bench.suites`.
+SUITES: Registry[Any] = _registry("suite", groups=("bench.suites",))
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS,
@@ -152,21 +158,21 @@ ENTRY_POINT_GROUPS = (
     "bench.suites",
 )
 
-_loaded = False
+_loaded: set[str] = set()  # the groups whose entry points this process has imported
 
 
-def load_plugins() -> None:
-    """Import every module named by an entry point of the groups above, once per process."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for group in ENTRY_POINT_GROUPS:
+def load_plugins(groups: tuple[str, ...] | None = None) -> None:
+    """Import every module named by an entry point of `groups` (default: all the groups above), each
+    group once per process."""
+    for group in ENTRY_POINT_GROUPS if groups is None else groups:
+        if group in _loaded:
+            continue
+        _loaded.add(group)
         for ep in entry_points(group=group):
             try:
                 ep.load()
             except Exception as exc:  # a broken plug-in must say which one it is
-                _loaded = False
+                _loaded.discard(group)
                 raise BenchError(
                     f"plug-in {ep.name!r} ({ep.value}) of group {group} failed to load: "
                     f"{type(exc).__name__}: {exc}"
@@ -180,27 +186,44 @@ def _one_line(exc: BaseException) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _field_types(cls: type) -> dict[str, Any] | None:
-    """A dataclass's init parameters and their resolved annotations (Any where one cannot be resolved);
-    None for a class that is not a dataclass (its constructor alone checks its parameters)."""
-    if not dataclasses.is_dataclass(cls):
+    """A component's keyword parameters and their resolved annotations, `Annotated` constraints kept (Any
+    where one cannot be resolved): a dataclass's init fields, or else the keyword parameters of the class's
+    own `__init__` (a data set's loader). None where neither says (a function, an `__init__` that takes
+    *args or **kwargs): the constructor alone checks its parameters."""
+    if dataclasses.is_dataclass(cls):
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except Exception:  # an annotation naming something imported only for type checking
+            hints = {}
+        return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+    init = getattr(cls, "__init__", None) if isinstance(cls, type) else None
+    if init is None or init is object.__init__:
         return None
     try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # an annotation naming something imported only for type checking
+        parameters = list(inspect.signature(init).parameters.values())[1:]  # less self
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY) for p in parameters):
+        return None
+    try:
+        hints = typing.get_type_hints(init, include_extras=True)
+    except Exception:
         hints = {}
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+    return {p.name: hints.get(p.name, Any) for p in parameters}
 
 
 @functools.lru_cache(maxsize=None)
 def _adapter(tp: Any) -> TypeAdapter:
-    return TypeAdapter(tp, config=ConfigDict(arbitrary_types_allowed=True))
+    # allow_inf_nan=False: a float parameter is finite (.inf or .nan is "Input should be a finite number")
+    return TypeAdapter(tp, config=ConfigDict(arbitrary_types_allowed=True, allow_inf_nan=False))
 
 
 def _checked_params(cls: type, params: dict[str, Any], what: str) -> dict[str, Any]:
-    """`params` validated against the dataclass's annotations (pydantic, lax mode: 3 for a float is
-    fine, "wide" for an int is not). A value pydantic converted (a YAML list for a tuple field, "5" for an
-    int) is passed converted; one it accepted as equal (3 for 3.0) keeps the form the suite gave, so
-    that the parameter record stays what the user wrote."""
+    """`params` validated against the class's annotations (pydantic, lax mode: 3 for a float is
+    fine, "wide" for an int is not), with the constraints declared beside them (`Annotated[float,
+    Field(ge=0, lt=1)]`) and every float finite. A value pydantic converted (a YAML list for a tuple
+    field, "5" for an int) is passed converted; one it accepted as equal (3 for 3.0) keeps the form the
+    suite gave, so that the parameter record stays what the user wrote."""
     fields = _field_types(cls)
     if fields is None:
         return params
@@ -214,9 +237,12 @@ def _checked_params(cls: type, params: dict[str, Any], what: str) -> dict[str, A
             checked = _adapter(fields[key]).validate_python(value)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise BenchError(f"{what}: parameter {key}={value!r}: {err['msg']}") from None
+            entry = f", entry {'.'.join(str(p) for p in err['loc'])}" if err["loc"] else ""  # of a list or mapping
+            raise BenchError(f"{what}: parameter {key}={_short(value)}{entry}: {err['msg']}") from None
         except Exception:  # an annotation pydantic cannot build a validator for: the constructor decides
             continue
+        if isinstance(value, bool) and not isinstance(checked, bool):  # lax pydantic reads true as 1
+            raise BenchError(f"{what}: parameter {key}={value!r}: Input should be a number, not true/false")
         try:
             same = bool(checked == value)
         except Exception:  # arrays compare element-wise
@@ -224,3 +250,9 @@ def _checked_params(cls: type, params: dict[str, Any], what: str) -> dict[str, A
         if not same:
             out[key] = checked
     return out
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters (an error message is one line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

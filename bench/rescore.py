@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -122,11 +123,11 @@ def _plan(suite: SuiteConfig, results: Path, summary: RescoreSummary) -> list[Pl
     for cell in expand_cells(suite):
         path = cell_path(results, suite.name, suite.version, suite.preset, cell.dataset.name, cell.budget,
                          cell.strategy.key, cell.seed)
-        if not path.is_file():
+        if not os.path.lexists(path):
             summary.skipped[NO_RESULT].append(path)
             continue
         found += 1
-        record = read_valid_result(path)  # a damaged result: BenchError naming it
+        record = read_valid_result(path, root=results)  # the one strict reader: BenchError naming it
         result = Result(record, path)
         if not result.ok:
             summary.skipped[ERROR_RESULT].append(path)

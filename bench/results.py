@@ -6,8 +6,17 @@ Layout: <out>/<suite>/v<version>/<preset>/<dataset>/<budget: n100, all or pct10>
 A write goes through a temporary file named TEMP_PREFIX... in the cell's folder, fsynced, renamed into
 place, and the folder fsynced, so that neither an interruption nor a power loss leaves a truncated
 result. Temporary files orphaned by a killed process are removed by `clean_stale_temp_files`. A record
-that cannot be written where it belongs is saved under <out>/UNSAVED_DIR (or the system's temporary
-folder) by `save_fallback`, so that a computed cell is never lost.
+that cannot be written where it belongs is saved under <out>/UNSAVED_DIR (or a new private folder in
+the temporary folder) by `save_fallback`, so that a computed cell is never lost.
+
+Nothing read back is believed. Every command reads a result through one function, `read_valid_result`
+(through `iter_results` / `load_results` for a whole folder): a regular file (no symlink, device or
+FIFO; no symlinked folder below the results folder) of at most MAX_RESULT_BYTES, strict JSON (no NaN,
+Infinity, 1e999 or duplicate key), valid against the schema with finite numbers, anchored patterns,
+safe slugs for every name that becomes a path, RFC 3339 times and declared metric ranges; its
+config_hash recomputed from its config; the cell it records the cell its path names; its artifacts
+file of the size and sha256 it records. A file that fails is named in one line, skipped by the readers
+(never counted) and recomputed by `bench run`.
 
 The readers (leaderboard, stats, report, compare, rescore) see a record through `Result`: typed
 properties over the validated record (suite, cell, status, metrics, compute, strategy log, real data,
@@ -15,11 +24,14 @@ provenance), and the grouping helpers `by_group`, `by_family`, `by_strategy` and
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import math
 import os
 import re
+import stat
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,7 +41,8 @@ from typing import Any, Callable, Iterator
 
 import jsonschema
 
-from bench.artifacts import PAYLOAD, write_files, write_payload
+from bench.artifacts import PAYLOAD, read_regular, verify_sidecar_file, write_files, write_payload
+from bench.config import config_hash
 from bench.data import write_atomic
 from bench.errors import BenchError
 
@@ -41,6 +54,9 @@ _LEGACY_TEMP = re.compile(r"\.seed\d+\..+\.tmp")
 # A temporary file lives for the milliseconds of one write; one this old belongs to a killed process.
 STALE_TEMP_SECONDS = 60.0
 UNSAVED_DIR = ".unsaved"
+# Bytes: the largest committed result is 32 KB (a DP-GAN cell's strategy log); a result file larger than
+# this is not a result (a planted file, a symlink to /dev/zero), and is refused before it is parsed.
+MAX_RESULT_BYTES = 8 * 2**20
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,12 +86,100 @@ def cell_path(out: Path, suite: str, version: int, preset: str, dataset: str, bu
     return path
 
 
+# Patterns in the schema are anchored at both ends: JSON Schema's `$` is ECMA-262's, but Python's re
+# (which jsonschema uses) also matches `$` before a final newline, so "seed0.npz\n" would pass
+# "^seed[0-9]+\\.npz$". The validator reads a final unescaped `$` as `\Z` (the very end).
+_TRAILING_DOLLAR = re.compile(r"(?<!\\)\$$")
+# RFC 3339 date-time (what the schema's "format": "date-time" means), checked here: jsonschema checks a
+# format only with optional packages, so "yesterday" would pass unchecked.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _anchored(pattern: str) -> str:
+    return _TRAILING_DOLLAR.sub(r"\\Z", pattern)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not re.search(_anchored(pattern), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _DATE_TIME.fullmatch(value):
+        return False
+    dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # a real date: no 2026-02-31
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    cls = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+    return cls(schema(), format_checker=_FORMATS)
+
+
 def validate_result(record: Any) -> None:
-    """Raise BenchError with the first schema violation, e.g. 'metrics.accuracy.value: ...'."""
-    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(record))
-    if err is not None:
-        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise BenchError(f"result does not match schema v{SCHEMA_VERSION}: {where}: {err.message}")
+    """Raise BenchError with the first schema violation, e.g. 'metrics.accuracy.value: ...'. Patterns
+    are anchored at the very end, date-times are RFC 3339, and numbers must be finite (a record in memory
+    may hold NaN, which JSON cannot; a file cannot, see `parse_json`)."""
+    err = jsonschema.exceptions.best_match(_validator().iter_errors(record))
+    if err is None:
+        err_where, err_msg = _non_finite(record)
+        if err_where is None:
+            return
+    else:
+        err_where, err_msg = ".".join(str(p) for p in err.absolute_path) or "(top level)", err.message
+    raise BenchError(f"result does not match schema v{SCHEMA_VERSION}: {err_where}: {err_msg}")
+
+
+def _non_finite(o: Any, where: str = "") -> tuple[str | None, str]:
+    """The place of the first non-finite float in `o` (NaN, ±Infinity), or (None, "")."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return where or "(top level)", f"{o!r} is not a finite number"
+    items = o.items() if isinstance(o, dict) else enumerate(o) if isinstance(o, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}" if where else str(k))
+        if found[0] is not None:
+            return found
+    return None, ""
+
+
+@functools.lru_cache(maxsize=None)
+def metric_range(name: str) -> tuple[float, float] | None:
+    """The closed range a registered metric's values lie in, as its capabilities declare it (`range`,
+    e.g. (0, 1) for a fraction); None where the metric declares none or is not registered here."""
+    try:
+        from bench.registry import METRICS
+
+        bounds = getattr(METRICS.caps(name), "range", None)
+    except Exception:  # noqa: BLE001  # an unknown metric (a plug-in not installed here): no range known
+        return None
+    return None if bounds is None else (float(bounds[0]), float(bounds[1]))
+
+
+def check_record(record: dict[str, Any]) -> None:
+    """What the schema cannot say: the config hash is the hash of the recorded config (an edited config
+    no longer claims to be the experiment it was), and each metric value (each entry of a mapping value)
+    lies in the range its metric declares. BenchError naming the first problem."""
+    digest = config_hash(record["config"])
+    if digest != record["config_hash"]:
+        raise BenchError(f"config_hash {record['config_hash'][:12]}... is not the hash {digest[:12]}... of the "
+                         "recorded config (edited after the run)")
+    for name, m in record["metrics"].items():
+        bounds = metric_range(name) if isinstance(name, str) else None
+        if bounds is None:
+            continue
+        values = m["value"].items() if isinstance(m["value"], dict) else [(None, m["value"])]
+        for key, v in values:
+            if isinstance(v, (int, float)) and not bounds[0] <= v <= bounds[1]:
+                where = name if key is None else f"{name}.{key}"
+                raise BenchError(f"metrics.{where}.value: {v!r} is outside the metric's range "
+                                 f"[{bounds[0]:g}, {bounds[1]:g}]")
 
 
 def encode_result(record: dict[str, Any]) -> str:
@@ -91,7 +195,7 @@ def encode_result(record: dict[str, Any]) -> str:
     return text
 
 
-def write_result(path: Path, record: dict[str, Any]) -> None:
+def write_result(path: Path, record: dict[str, Any], root: Path | None = None) -> None:
     """Validate, then write atomically (bench.data.write_atomic: a temporary file named TEMP_PREFIX...,
     fsynced, renamed into place, the folder fsynced), so that neither an interruption nor a power loss
     leaves a truncated result behind. OSError (a full disk, an unwritable folder, a folder at `path`)
@@ -99,31 +203,59 @@ def write_result(path: Path, record: dict[str, Any]) -> None:
 
     A record carrying artifacts (bench.artifacts.PAYLOAD, from run_cell) has them taken out and written
     first, beside the result (and under <out>/.synthetic where the synthetic split is kept), and names
-    them under `artifacts`; the record is validated before anything is written."""
+    them under `artifacts`; the record is validated before anything is written. With `root` (the results
+    folder), every file must stay inside it (`check_write_place`: no '..', no symlinked folder on the way),
+    else BenchError before anything is written."""
     encode_result(record)
+    if root is not None:
+        check_write_place(Path(root), Path(path))
     files = write_payload(path, record)
+    if root is not None:
+        for target, _ in files:
+            check_write_place(Path(root), target)
     text = encode_result(record)
     write_files(files, prefix=TEMP_PREFIX)
     write_atomic(path, text.encode(), prefix=TEMP_PREFIX)
 
 
 def save_fallback(out: Path, path: Path, record: dict[str, Any]) -> Path | None:
-    """Save a computed record that could not be written to `path`: under <out>/UNSAVED_DIR, else in
-    the system's temporary folder, as `unsaved-<the cell path with '--' for '/'>.json` (a name that
-    neither resumption nor the leaderboard reads). Returns where it went, None if nowhere."""
+    """Save a computed record that could not be written to `path`, as `unsaved-<the cell path with '--'
+    for '/'>.json` (a name that neither resumption nor the leaderboard reads): under <out>/UNSAVED_DIR
+    (a real folder, never a symlink; created private), else in a new private folder that `mkdtemp`
+    creates in the temporary folder ($TMPDIR; never a fixed, guessable name, so a planted symlink there
+    cannot redirect the write). Each write is atomic (bench.data.write_atomic: a temporary file created
+    exclusively, fsynced, renamed), so a full disk leaves no empty or truncated file. Returns where it
+    went, None if nowhere; each place that failed is said in one warning line."""
     rel = os.path.relpath(os.path.normpath(path), os.path.normpath(out))
     name = "unsaved-" + rel.replace(os.sep, "--")
     record = {k: v for k, v in record.items() if k != PAYLOAD}  # the record, not its arrays
-    text = json.dumps(json_safe(record, strict=False), indent=2) + "\n"
-    for folder in (Path(out) / UNSAVED_DIR, Path(tempfile.gettempdir()) / "bench-unsaved"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / name
-            target.write_text(text)
-            return target
-        except OSError:
-            continue
-    return None
+    data = (json.dumps(json_safe(record, strict=False), indent=2) + "\n").encode()
+    folder = Path(out) / UNSAVED_DIR
+    try:
+        if os.path.lexists(folder) and not stat.S_ISDIR(folder.lstat().st_mode):
+            raise OSError(f"{folder} is not a real folder (a symlink or a file): not written through")
+        folder.mkdir(mode=0o700, exist_ok=True)
+        target = folder / name
+        write_atomic(target, data, mode=0o600, prefix=TEMP_PREFIX)
+        return target
+    except OSError as exc:
+        print(f"bench: warning: cannot save the record in {folder}: {exc.strerror or exc}", file=sys.stderr)
+    private: Path | None = None
+    try:
+        # $TMPDIR when it is set (tempfile would silently fall back to another folder, even the current one)
+        private = Path(tempfile.mkdtemp(prefix="bench-unsaved-", dir=os.environ.get("TMPDIR") or None))
+        target = private / name
+        write_atomic(target, data, mode=0o600, prefix=TEMP_PREFIX)
+        return target
+    except OSError as exc:
+        where = private or os.environ.get("TMPDIR") or tempfile.gettempdir()
+        print(f"bench: warning: cannot save the record in {where}: {exc.strerror or exc}", file=sys.stderr)
+        if private is not None:
+            try:
+                private.rmdir()  # empty: write_atomic removed its temporary file
+            except OSError:
+                pass
+        return None
 
 
 def clean_stale_temp_files(root: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
@@ -163,39 +295,139 @@ def json_safe(o: Any, where: str = "", strict: bool = True) -> Any:
     raise TypeError(f"{where or '(top level)'}: {type(o).__name__} is not JSON serialisable")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):  # 1e999 parses as inf
+        raise ValueError(f"{text} is not a finite number")
+    return x
+
+
+def parse_json(data: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN or Infinity (Python's json accepts them), no number that overflows to
+    infinity (1e999), no duplicate key in an object (Python keeps the last, silently). ValueError
+    (json.JSONDecodeError, UnicodeDecodeError or a plain ValueError) says what is wrong."""
+    return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant,
+                      parse_float=_finite_float)
+
+
 def read_result(path: Path) -> Any:
-    """The parsed JSON of a result file (not yet validated: it may be any JSON value)."""
+    """The parsed JSON of a result file (not yet validated: it may be any JSON value). Only a regular
+    file is read (no symlink, device, FIFO or folder), of at most MAX_RESULT_BYTES, as strict JSON
+    (`parse_json`). BenchError naming the file otherwise."""
+    data = read_regular(Path(path), MAX_RESULT_BYTES, "result")
     try:
-        return json.loads(Path(path).read_bytes().decode("utf-8"))
-    except IsADirectoryError:
-        raise BenchError(f"result {path} is a folder, not a file") from None
-    except OSError as exc:
-        raise BenchError(f"cannot read result {path}: {exc.strerror or exc}") from None
+        return parse_json(data)
     except UnicodeDecodeError as exc:
         raise BenchError(f"result {path} is not valid JSON: not UTF-8 text (offset {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise BenchError(f"result {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
         raise BenchError(f"result {path} is not valid JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise BenchError(f"result {path} is not valid JSON: {exc}") from None
 
 
-def read_valid_result(path: Path) -> dict[str, Any]:
-    """A result file that parses and matches the schema; BenchError naming the file otherwise."""
+def read_valid_result(path: Path, root: Path | None = None) -> dict[str, Any]:
+    """THE reader of a result file: every command reads results through it (bench run's up-to-date check,
+    leaderboard, stats, report, compare, rescore, validate). The file is a regular file below `root`
+    reached through no symlink, of at most MAX_RESULT_BYTES, strict JSON (`parse_json`), valid against
+    the schema (finite numbers, anchored patterns, RFC 3339 times), its config_hash the hash of its
+    config, its metric values in their declared ranges (`check_record`); with `root` (the results folder)
+    the cell it records is the cell its path names, and its artifacts file exists with the size and
+    sha256 it records. BenchError naming the file, in one line, otherwise."""
+    path = Path(path)
+    if root is not None:
+        _check_place(Path(root), path)
     record = read_result(path)
     try:
         validate_result(record)
+        check_record(record)
     except BenchError as exc:
         raise BenchError(f"{path}: {exc}") from None
+    if root is not None:
+        # The results folder of a cell file is seven parts above it (cell_path), at or below `root`
+        # (a command may read a sub-folder of a results folder: results/pneumoniamnist).
+        top = path.parents[6] if len(path.parts) >= 8 else None
+        expected = Result(record).cell_path(top) if top is not None else None
+        if expected is None or os.path.normpath(expected) != os.path.normpath(path):
+            rel = "?" if expected is None else os.path.relpath(os.path.normpath(expected), os.path.normpath(top))
+            raise BenchError(f"{path}: records cell {rel.removesuffix('.json')}, not the cell its path names")
+        if isinstance(record.get("artifacts"), dict):
+            try:
+                verify_sidecar_file(path, record["artifacts"])
+            except BenchError as exc:
+                raise BenchError(f"{path}: {exc}") from None
     return record
+
+
+def _check_place(root: Path, path: Path) -> None:
+    """BenchError unless `path` lies below `root` (lexically) and no folder or file between them is a
+    symlink (a symlinked folder may lead anywhere; `root` itself may be one)."""
+    rel = Path(os.path.relpath(os.path.normpath(path), os.path.normpath(root)))
+    if rel.is_absolute() or ".." in rel.parts:
+        raise BenchError(f"{path} does not lie in the results folder {root}")
+    here = Path(root)
+    for part in rel.parts:
+        here = here / part
+        try:
+            if stat.S_ISLNK(here.lstat().st_mode):
+                raise BenchError(f"{here} is a symbolic link: results are read and written only through real "
+                                 f"folders and files below {root}")
+        except FileNotFoundError:
+            return  # nothing there yet (a write will create it)
+
+
+def check_write_place(root: Path, path: Path) -> None:
+    """Before writing `path` below `root`: BenchError where the write would leave `root` (a '..' in the
+    path, a symlinked folder on the way, a symlink at the path itself)."""
+    _check_place(root, path)
 
 
 def iter_results(root: Path, on_invalid: Callable[[Path, str], None] | None = None
                  ) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every result file under `root`, validated. A damaged or schema-invalid file is a BenchError
-    naming it, or, with `on_invalid`, reported to it (the path and a one-line reason) and skipped."""
-    for path in sorted(Path(root).rglob("seed*.json")):
+    """Every result file (seed*.json) under `root`, read by `read_valid_result`, in path order. A file that
+    fails (or a symlinked folder or file, which is not followed) is a BenchError naming it, or, with
+    `on_invalid`, reported to it (the path and a one-line reason) and skipped: never counted."""
+    root = Path(root)
+    found: list[tuple[Path, str | None]] = []  # (path, reason it is refused before reading, or None)
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        for d in sorted(dirs):
+            if os.path.islink(here / d) and not d.startswith("."):
+                found.append((here / d, f"{here / d} is a symbolic link to a folder: not followed (results are "
+                                        f"read only through real folders below {root})"))
+        for f in files:
+            if f.startswith("seed") and f.endswith(".json"):
+                found.append((here / f, None))
+    seen: dict[tuple[Any, ...], Path] = {}  # cell -> the file read for it: a second file of a cell is refused
+    for path, reason in sorted(found):
         try:
-            record = read_valid_result(path)
+            if reason is not None:
+                raise BenchError(reason)
+            record = read_valid_result(path, root)
+            r = Result(record)
+            key = (r.suite, r.version, r.preset, r.dataset, str(r.budget), r.strategy, r.seed)
+            if key in seen:
+                label = f"{r.suite}/v{r.version}/{r.preset}/{r.dataset}/{budget_segment(r.budget)}/{r.strategy}/seed{r.seed}"
+                raise BenchError(f"{root} holds two results of cell {label}: {seen[key]} and {path}; {path} is not read")
+            seen[key] = path
         except BenchError as exc:
             if on_invalid is None:
                 raise

@@ -3,10 +3,17 @@ strategy, seed), skipping cells whose result already exists with the same config
 interrupted run resumes where it stopped); `force` recomputes. A cell that raises is written as an
 error result with its partial timings, and the grid goes on. Where the cells run (in this process, a
 local process pool, a Ray cluster) is an executor's business (bench.executors); every executor runs a
-cell through `bench.cells.run_cell`, and the records are written here, in the driver."""
+cell through `bench.cells.run_cell`, and the records are written here, in the driver.
+
+One run per output folder at a time: the driver holds an exclusive lock (`fcntl.flock`) on
+<out>/LOCK_FILE for the whole run, the file holding its pid; a second run on the same folder is
+refused at once with one line naming that pid (BenchError: exit 2), instead of computing every cell a
+second time. The lock goes with the process, so a killed driver never leaves a stale lock behind.
+Where flock does not exist (Windows), runs are not serialised."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -19,7 +26,17 @@ from bench.errors import BenchError
 from bench.executors import Executor, Job, Sequential
 from bench.progress import Progress
 from bench.registry import GENERATORS
-from bench.results import TEMP_PREFIX, cell_path, clean_stale_temp_files, read_valid_result, save_fallback, write_result
+from bench.results import (
+    TEMP_PREFIX,
+    cell_path,
+    check_write_place,
+    clean_stale_temp_files,
+    read_valid_result,
+    save_fallback,
+    write_result,
+)
+
+LOCK_FILE = ".bench.lock"  # in the output folder: held (flock) by the driver of the run writing there
 
 
 @dataclass
@@ -58,17 +75,26 @@ def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool =
     process). `cell_timeout` (seconds) overrides the suite's limit. A record that cannot be written to its
     cell path (a full disk, a folder in its place) is saved by `save_fallback`, the cell counts as failed
     and the run goes on; if it cannot be saved anywhere, the run stops (`RunSummary.stopped`)."""
+    if not str(out).strip():
+        raise BenchError("the output folder is empty: pass --out FOLDER (results are never written into the "
+                         "current folder by default)")
     out = Path(out)
     executor = Sequential() if executor is None else executor
     executor.check(device)
     cells: list[Cell] = expand_cells(suite)
     check_model_path(suite)
     check_writable(out)
+    with output_lock(out):
+        return _run_locked(suite, out, cells, device, force, quiet, data_dir, cell_timeout, executor)
+
+
+def _run_locked(suite: SuiteConfig, out: Path, cells: list[Cell], device: str, force: bool, quiet: bool,
+                data_dir: str | None, cell_timeout: float | None, executor: Executor) -> RunSummary:
     clean_stale_temp_files(out)  # left behind by a killed run
     timeout = cell_timeout if cell_timeout is not None else suite.cell_timeout
     summary = RunSummary()
     paths = [cell_path(out, suite.name, suite.version, suite.preset, c.dataset.name, c.budget, c.strategy.key, c.seed) for c in cells]
-    pending = [force or not _up_to_date(path, cell.hash) for cell, path in zip(cells, paths)]
+    pending = [force or not _up_to_date(path, cell.hash, out) for cell, path in zip(cells, paths)]
     # Load the data before the first cell starts, so that a missing or damaged data set stops the
     # run at once with its own error (each data set once per run, only if some cell still needs it).
     loaded: dict[str, DatasetSplits] = {}
@@ -87,6 +113,7 @@ def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool =
             for i, record in records:
                 cell, path = todo[i]
                 try:
+                    check_write_place(out, path)  # no '..', no symlinked folder: the write stays in out
                     write_result(path, record)
                 except (OSError, BenchError) as exc:  # the cell is computed: keep its record somewhere
                     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -108,12 +135,46 @@ def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool =
     return summary
 
 
-def _up_to_date(path: Path, digest: str) -> bool:
-    """A finished (status ok) result with the same config hash; error results are retried."""
-    if not path.is_file():
-        return False
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Hold the exclusive lock of the output folder `out` (its LOCK_FILE, which then holds this pid) for
+    the block; BenchError naming the holder's pid when another run holds it. No-op without fcntl."""
     try:
-        record = read_valid_result(path)  # a damaged or schema-invalid file is recomputed
-    except BenchError:
+        import fcntl
+    except ImportError:  # Windows: no flock; concurrent runs double the work but lose nothing
+        yield
+        return
+    path = Path(out) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        raise BenchError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise BenchError(f"another bench run (pid {holder}) is writing into {out}: wait for it to finish, "
+                             "or pass another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # released: no pid left to name
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _up_to_date(path: Path, digest: str, out: Path) -> bool:
+    """A finished (status ok) result with the same config hash, read by the one strict reader
+    (bench.results.read_valid_result: the cell its path names, its hash its config's, its artifacts
+    intact); error results are retried. A file that fails is named in one line and recomputed."""
+    if not os.path.lexists(path) or (path.is_dir() and not path.is_symlink()):
+        return False  # nothing there, or a folder in its place (its write fails and says so)
+    try:
+        record = read_valid_result(path, root=out)
+    except BenchError as exc:
+        print(f"bench: warning: {exc}; recomputing it", file=sys.stderr)
         return False
     return record["config_hash"] == digest and record["status"] == "ok"

@@ -16,12 +16,13 @@ A baseline that synthesises subclasses `SynthesisStrategy` (a dataclass) and reg
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from bench.api import DatasetInfo, Split, TaskView
-from bench.config import SyntheticSpec
+from bench.config import MAX_SYNTHETIC_PER_CLASS, SyntheticSpec
 from bench.errors import BenchError
 from bench.generator import fitted_generator
 
@@ -98,11 +99,12 @@ def pool_split(task: TaskView, which: str, size: int | None, seed: int) -> Split
 class SynthesisStrategy:
     """Base of the strategies that add synthetic data (a dataclass: subclasses add their parameters)."""
 
-    mix_ratio: float | None = None  # share of synthetic examples among the training draws; None: the suite's
+    mix_ratio: Annotated[float, Field(ge=0, le=1)] | None = None  # share of synthetic examples among the training draws; None: the suite's
     # Synthetic examples per class; None: the suite's. Lets one suite trace the synthetic-budget frontier
     # (strategies with ids at 50, 100, 200 per class). Left out of the cell record while None, so that
     # results made before the field existed keep their hash.
-    budget_per_class: int | None = field(default=None, metadata={"omit_if_none": True})
+    budget_per_class: Annotated[int, Field(gt=0, le=MAX_SYNTHETIC_PER_CLASS)] | None = field(
+        default=None, metadata={"omit_if_none": True})
 
     def settings(self, task: TaskView) -> SyntheticSpec:
         """The suite's synthetic section (checked before any work starts by bench.compat)."""

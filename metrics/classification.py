@@ -22,35 +22,35 @@ def _tensors(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(np.asarray(ctx.probs, dtype=np.float64)), torch.tensor(np.asarray(ctx.y_true, dtype=np.int64))
 
 
-@METRICS.register("accuracy", summary=0, higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("accuracy", range=(0, 1), summary=0, higher_is_better=True, modalities=MODALITIES)
 def accuracy(ctx: EvalContext) -> float:
     """Fraction of test examples whose arg-max prediction is the label."""
     p, y = _tensors(ctx)
     return float(multiclass_accuracy(p, y, num_classes=p.shape[1], average="micro"))
 
 
-@METRICS.register("macro_f1", summary=2, higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("macro_f1", range=(0, 1), summary=2, higher_is_better=True, modalities=MODALITIES)
 def macro_f1(ctx: EvalContext) -> float:
     """Unweighted mean over classes of the F1 score."""
     p, y = _tensors(ctx)
     return float(multiclass_f1_score(p, y, num_classes=p.shape[1], average="macro"))
 
 
-@METRICS.register("ece", summary=3, higher_is_better=False, modalities=MODALITIES)
+@METRICS.register("ece", range=(0, 1), summary=3, higher_is_better=False, modalities=MODALITIES)
 def ece(ctx: EvalContext) -> float:
     """Expected calibration error of the top-1 confidence, 15 equal-width bins (L1)."""
     p, y = _tensors(ctx)
     return float(multiclass_calibration_error(p, y, num_classes=p.shape[1], n_bins=ECE_BINS, norm="l1"))
 
 
-@METRICS.register("nll", summary=4, higher_is_better=False, modalities=MODALITIES)
+@METRICS.register("nll", range=(0, float("inf")), summary=4, higher_is_better=False, modalities=MODALITIES)
 def nll(ctx: EvalContext) -> float:
     """Mean negative log-likelihood of the label (nats), probabilities clipped at 1e-12."""
     p, y = _tensors(ctx)
     return float(torch.nn.functional.nll_loss(p.clamp_min(1e-12).log(), y))
 
 
-@METRICS.register("per_class_accuracy", higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("per_class_accuracy", range=(0, 1), higher_is_better=True, modalities=MODALITIES)
 def per_class_accuracy(ctx: EvalContext) -> dict[str, float]:
     """Accuracy within each true class (the per-class recall), keyed by class name."""
     p, y = _tensors(ctx)
@@ -58,7 +58,7 @@ def per_class_accuracy(ctx: EvalContext) -> dict[str, float]:
     return {name: float(a) for name, a in zip(ctx.class_names, acc)}
 
 
-@METRICS.register("chance_accuracy", higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("chance_accuracy", range=(0, 1), higher_is_better=True, modalities=MODALITIES)
 def chance_accuracy(ctx: EvalContext) -> float:
     """A reference level, not a result: the expected accuracy of guessing uniformly at random among
     the C classes, 1/C (MedQA's four options: 0.25), whatever the test labels' mix. Reported beside

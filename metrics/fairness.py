@@ -76,20 +76,20 @@ def _on_test(ctx: EvalContext, attribute: str, name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@METRICS.register("demographic_parity_difference", higher_is_better=False, modalities=MODALITIES)
+@METRICS.register("demographic_parity_difference", range=(0, 1), higher_is_better=False, modalities=MODALITIES)
 def demographic_parity_difference(ctx: EvalContext, attribute: str = "race") -> float | None:
     """Largest gap between two groups' rates of positive predictions on the test split."""
     return _on_test(ctx, attribute, "demographic_parity_difference")
 
 
-@METRICS.register("demographic_parity_ratio", higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("demographic_parity_ratio", range=(0, 1), higher_is_better=True, modalities=MODALITIES)
 def demographic_parity_ratio(ctx: EvalContext, attribute: str = "race") -> float | None:
     """Smallest over largest group rate of positive predictions (disparate impact); None when no test
     example is predicted positive (0/0)."""
     return _on_test(ctx, attribute, "demographic_parity_ratio")
 
 
-@METRICS.register("equalized_odds_difference", higher_is_better=False, modalities=MODALITIES)
+@METRICS.register("equalized_odds_difference", range=(0, 1), higher_is_better=False, modalities=MODALITIES)
 def equalized_odds_difference(ctx: EvalContext, attribute: str = "race") -> float | None:
     """max(TPR gap, FPR gap) between groups on the test split (fairlearn's worst case)."""
     return _on_test(ctx, attribute, "equalized_odds_difference")

@@ -14,14 +14,14 @@ from bench.errors import BenchError
 from bench.registry import METRICS
 
 
-@METRICS.register("balanced_accuracy", summary=1, higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("balanced_accuracy", range=(0, 1), summary=1, higher_is_better=True, modalities=MODALITIES)
 def balanced_accuracy(ctx: EvalContext) -> float:
     """Mean over the classes present in the test labels of the recall (the per-class accuracy);
     chance level is 1 / C whatever the class proportions."""
     return float(balanced_accuracy_score(ctx.y_true, np.asarray(ctx.probs).argmax(axis=1)))
 
 
-@METRICS.register("per_group_accuracy", higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("per_group_accuracy", range=(0, 1), higher_is_better=True, modalities=MODALITIES)
 def per_group_accuracy(ctx: EvalContext, attribute: str = "race") -> dict[str, float] | None:
     """Accuracy within each value of the test split's sensitive attribute `attribute`, keyed by the
     value; None when the test split has no such attribute."""
@@ -35,7 +35,7 @@ def per_group_accuracy(ctx: EvalContext, attribute: str = "race") -> dict[str, f
     return {str(g): float(accuracy_score(y[groups == g], pred[groups == g])) for g in np.unique(groups)}
 
 
-@METRICS.register("worst_group_accuracy", higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("worst_group_accuracy", range=(0, 1), higher_is_better=True, modalities=MODALITIES)
 def worst_group_accuracy(ctx: EvalContext, attribute: str = "race") -> float | None:
     """The lowest accuracy over the values of the sensitive attribute `attribute` (see
     per_group_accuracy); None when the test split has no such attribute."""

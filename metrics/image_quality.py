@@ -32,7 +32,8 @@ file, with no normalisation inside. `_Inception` adapts it to clean-fid's featur
 Cost and sharing: about 0.3 CPU-seconds per image through Inception at 299 px (8 images/s measured on
 the 2-core reference CPU while others shared it), so the sample counts are modest parameters (`samples` synthetic and `reference_samples` real images, seeded subsets).
 The reference features of a real subset are computed once and cached on disk under
-`<cache>/features/`, keyed by the sha256 of the images, so every later cell reuses them; the
+`<cache>/features/`, keyed by the sha256 of the images (each entry sealed with the sha256 of its features,
+checked on every read), so every later cell reuses them; the
 synthetic features are kept in memory keyed the same way, so the five metrics of one cell (given the
 same parameters) run Inception once.
 
@@ -63,7 +64,7 @@ import torch
 from scipy.linalg import LinAlgWarning
 
 from bench.api import EvalContext
-from bench.data import cache_root, cache_unwritable, write_atomic
+from bench.data import cache_root, cache_unwritable, read_sealed, seal_bytes, write_atomic
 from bench.errors import BenchError
 from bench.image_files import subset_indices
 from bench.registry import METRICS
@@ -194,13 +195,16 @@ def features(images: Images, device: str = "cpu", persist: bool = False) -> np.n
         return _MEMO[key]
     path = cache_root() / "features" / f"{FEATURE_KEY}-{key[:32]}.npy"
     feats = None
-    if persist and path.is_file():
+    # The entry carries the sha256 of its array (bench.data.seal_bytes): features changed in place (zeroed,
+    # say) would move every FID computed from them without a word; a mismatch is one warning and a rebuild.
+    blob = read_sealed(path, "Inception feature") if persist else None
+    if blob is not None:
         try:
-            feats = np.load(path)
+            feats = np.load(io.BytesIO(blob), allow_pickle=False)
             if feats.shape != (len(images), FEATURE_DIM):
                 feats = None
         except (OSError, ValueError):
-            feats = None  # a damaged entry is recomputed and replaced
+            feats = None  # an unreadable entry is recomputed and replaced
     if feats is None:
         feats = _extract(images, device)
         if persist:
@@ -217,7 +221,7 @@ def _save_atomic(path: Path, a: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, a)
     try:
-        write_atomic(path, buffer.getvalue())
+        write_atomic(path, seal_bytes(buffer.getvalue()))
     except OSError as exc:
         cache_unwritable(exc)
 
@@ -253,7 +257,7 @@ def _global_numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
-@METRICS.register("fid", higher_is_better=False, modalities=IMAGE, needs="synthetic")
+@METRICS.register("fid", range=(0, float("inf")), higher_is_better=False, modalities=IMAGE, needs="synthetic")
 def fid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> float | None:
     """Frechet Inception distance between `samples` synthetic and `reference_samples` real test images
     (seeded subsets; all of them where a set is smaller), clean-fid's estimator. Biased upwards at small N (the bias grows as N shrinks):
@@ -335,7 +339,7 @@ def prdc_from_features(real: np.ndarray, fake: np.ndarray, nearest_k: int = NEAR
     return {k: float(v) for k, v in out.items()}
 
 
-@METRICS.register("coverage", higher_is_better=True, modalities=IMAGE_AND_TEXT, needs="synthetic")
+@METRICS.register("coverage", range=(0, 1), higher_is_better=True, modalities=IMAGE_AND_TEXT, needs="synthetic")
 def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
              nearest_k: int = NEAREST_K) -> float | None:
     """Coverage (Naeem et al. 2020, prdc): the share of real test images whose ball to their k-th
@@ -346,7 +350,7 @@ def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
     return None if out is None else out["coverage"]
 
 
-@METRICS.register("density", higher_is_better=True, modalities=IMAGE_AND_TEXT, needs="synthetic")
+@METRICS.register("density", range=(0, float("inf")), higher_is_better=True, modalities=IMAGE_AND_TEXT, needs="synthetic")
 def density(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
             nearest_k: int = NEAREST_K) -> float | None:
     """Density (Naeem et al. 2020, prdc): how many real k-NN balls hold a synthetic image, divided by
@@ -357,7 +361,7 @@ def density(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
     return None if out is None else out["density"]
 
 
-@METRICS.register("one_nn_accuracy", higher_is_better=False, modalities=IMAGE_AND_TEXT, needs="synthetic")
+@METRICS.register("one_nn_accuracy", range=(0, 1), higher_is_better=False, modalities=IMAGE_AND_TEXT, needs="synthetic")
 def one_nn_accuracy(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> float | None:
     """Leave-one-out 1-nearest-neighbour two-sample test (Lopez-Paz & Oquab 2017; Xu et al. 2018):
     every real and synthetic image is classified by the origin of its nearest other image in Inception

@@ -75,7 +75,7 @@ def _wrapped(ctx: EvalContext) -> UnitIntervalModel:
     return model.eval()  # BatchNorm statistics frozen, dropout off
 
 
-@METRICS.register("pgd_accuracy", higher_is_better=True, modalities=IMAGE, needs="model")
+@METRICS.register("pgd_accuracy", range=(0, 1), higher_is_better=True, modalities=IMAGE, needs="model")
 def pgd_accuracy(ctx: EvalContext, samples: int = 500, eps: float = 8 / 255, alpha: float = 2 / 255,
                  steps: int = 10, random_start: bool = True, subset_seed: int = 0, attack_seed: int = 0,
                  batch_size: int = 250) -> float | None:
@@ -113,7 +113,7 @@ def pgd_accuracy(ctx: EvalContext, samples: int = 500, eps: float = 8 / 255, alp
     return robust / total
 
 
-@METRICS.register("pgd_clean_accuracy", higher_is_better=True, modalities=IMAGE, needs="model")
+@METRICS.register("pgd_clean_accuracy", range=(0, 1), higher_is_better=True, modalities=IMAGE, needs="model")
 def pgd_clean_accuracy(ctx: EvalContext, samples: int = 500, subset_seed: int = 0, batch_size: int = 250) -> float | None:
     """Accuracy on the clean images of pgd_accuracy's subset (float32, no autocast): the reference
     that the robust accuracy is read against."""

@@ -91,7 +91,7 @@ def _encode(ctx: EvalContext, schema: Any, *splits: Any) -> list[np.ndarray]:
     return [encoder.transform(table(s)) for s in splits]
 
 
-@METRICS.register("sdmetrics_quality", higher_is_better=True, modalities=TABULAR, needs="synthetic")
+@METRICS.register("sdmetrics_quality", range=(0, 1), higher_is_better=True, modalities=TABULAR, needs="synthetic")
 def sdmetrics_quality(ctx: EvalContext, samples: int = 1000) -> float | None:
     """sdmetrics' overall quality score of at most `samples` synthetic rows against at most `samples`
     real training rows, in [0, 1]."""
@@ -124,7 +124,7 @@ def _detector(model: str, seed: int) -> Any:
     raise BenchError(f"detection_auc: unknown model {model!r} (hist_gradient_boosting, logistic)")
 
 
-@METRICS.register("detection_auc", higher_is_better=False, modalities=("tabular", "text"), needs="synthetic")
+@METRICS.register("detection_auc", range=(0, 1), higher_is_better=False, modalities=("tabular", "text"), needs="synthetic")
 def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", samples: int = 1000,
                   folds: int = 5) -> float | None:
     """Mean cross-validated ROC AUC of `model` telling balanced real and synthetic rows apart; 0.5
@@ -190,7 +190,7 @@ def _dcr_medians(ctx: EvalContext, samples: int) -> tuple[float, float] | None:
     return tuple(float(np.median(nn.kneighbors(a)[0][:, 0])) for a in (synthetic, holdout))
 
 
-@METRICS.register("dcr", higher_is_better=True, modalities=TABULAR, needs="synthetic")
+@METRICS.register("dcr", range=(0, float("inf")), higher_is_better=True, modalities=TABULAR, needs="synthetic")
 def dcr(ctx: EvalContext, samples: int = 1000) -> float | None:
     """Median distance from a synthetic row to its closest real training row (encoded space: one-hot
     categories, numerics in training standard deviations); 0 when the rows are copies."""

@@ -99,7 +99,7 @@ def bertscore(ctx: EvalContext, samples: int = 200) -> float | None:
     return float(f1.mean())
 
 
-@METRICS.register("bleu", higher_is_better=True, modalities=TEXT, needs="synthetic")
+@METRICS.register("bleu", range=(0, 100), higher_is_better=True, modalities=TEXT, needs="synthetic")
 def bleu(ctx: EvalContext, samples: int = 1000) -> float | None:
     """sacrebleu's corpus BLEU-4 (default 13a tokenisation, case-sensitive, 0-100) of at most
     `samples` synthetic texts (a seeded subset), each with its nearest real training text as its one
@@ -113,7 +113,7 @@ def bleu(ctx: EvalContext, samples: int = 1000) -> float | None:
     return float(corpus_bleu(texts, [_nearest_real(ctx, texts)]).score)
 
 
-@METRICS.register("self_bleu", higher_is_better=False, modalities=TEXT, needs="synthetic")
+@METRICS.register("self_bleu", range=(0, 100), higher_is_better=False, modalities=TEXT, needs="synthetic")
 def self_bleu(ctx: EvalContext, samples: int = 100) -> float | None:
     """Self-BLEU (Zhu et al. 2018, Texygen), a diversity score: within a seeded subset of at most
     `samples` synthetic texts, the mean sentence BLEU-4 (0-100) of each text with all the others as its
@@ -164,7 +164,7 @@ def _self_bleu_scores(texts: list[str]) -> list[float]:
     return scores
 
 
-@METRICS.register("exact_match", higher_is_better=True, modalities=TEXT)
+@METRICS.register("exact_match", range=(0, 1), higher_is_better=True, modalities=TEXT)
 def exact_match(ctx: EvalContext) -> float:
     """Share of test questions whose chosen option (the arg-max of the predicted probabilities over the
     options) is the correct one. For multiple-choice data the classes are the options (MedQA's answer

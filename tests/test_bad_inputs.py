@@ -20,10 +20,11 @@ from tiny_suite import GOOD
 
 from bench.api import StrategyResult
 from bench.cli import main
-from bench.config import MAX_SUITE_BYTES, read_suite_file
+from bench.config import MAX_SUITE_BYTES, config_hash, read_suite_file
 from bench.errors import BenchError
 from bench.registry import STRATEGIES
 from bench.results import cell_path, clean_stale_temp_files, iter_results, write_result
+from bench.runner import LOCK_FILE
 
 # The classic "billion laughs": 1.2 KB of YAML whose aliases expand to 9**9 (387 million) strings.
 BOMB = GOOD + 'lol0: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
@@ -36,7 +37,7 @@ def record(seed: int = 0) -> dict:
         "schema_version": 1,
         "suite": {"name": "t", "version": 1, "preset": "cpu", "primary_metric": "accuracy"},
         "cell": {"dataset": "cifar10", "budget": 2, "strategy": "real_only", "seed": seed},
-        "config": {"seed": seed}, "config_hash": "a" * 64, "status": "ok", "error": None,
+        "config": {"seed": seed}, "config_hash": config_hash({"seed": seed}), "status": "ok", "error": None,
         "metrics": {"accuracy": {"value": 0.5, "higher_is_better": True}}, "strategy_log": {},
         "compute": {"wall_seconds": 1.0, "cpu_seconds": 1.0, "cpu_hours": 1 / 3600, "peak_rss_bytes": 2**20,
                     "peak_rss_scope": "cell", "device": "cpu", "gpu_peak_memory_bytes": None, "gpu_hours": None},
@@ -46,7 +47,10 @@ def record(seed: int = 0) -> dict:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file below `root` with its bytes, but the lock a run holds on its output folder (bench.runner:
+    an empty or pid-holding file that stays by design, so that two runs never race for it)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != LOCK_FILE}
 
 
 @pytest.fixture
@@ -81,7 +85,11 @@ def read_only_fs(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(self: Path, *args: object, **kwargs: object) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
 
+    def refuse_atomic(path: Path, data: bytes) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
     monkeypatch.setattr(Path, "write_text", refuse)
+    monkeypatch.setattr("bench.leaderboard.write_atomic", refuse_atomic)  # LEADERBOARD.md is written atomically
 
 
 # (id, argv made in the workspace, what stderr must say).
@@ -115,7 +123,7 @@ CASES: list[Case] = [
     ("unclosed bracket", lambda ws: run_args(ws, edit("seeds: [0]", "seeds: [0")), "malformed YAML"),
     ("python object tag",
      lambda ws: run_args(ws, edit("name: t", 'name: !!python/object/apply:os.system ["touch pwned"]')),
-     "could not determine a constructor"),
+     "the YAML tag !!python/object/apply:os.system is not allowed"),
     ("empty file", lambda ws: run_args(ws, ""), "must hold a mapping at its top level"),
     ("top-level list", lambda ws: run_args(ws, "- name: t\n"), "must hold a mapping at its top level"),
     ("suite file missing", lambda ws: ["run", "--suite", str(ws / "none.yaml"), "--out", str(ws / "results")],
@@ -221,6 +229,112 @@ CASES: list[Case] = [
     ("unknown command", lambda ws: ["frobnicate"], "invalid choice: 'frobnicate'"),
 ]
 
+# The small in-code data set (toy_pockets: 12 training and 10 test points per class) with its generator,
+# for the parameters of data sets and generators.
+TOY = """\
+name: toy
+version: 1
+primary_metric: accuracy
+datasets: [{name: toy_pockets, params: {train_per_class: 12, test_per_class: 10}}]
+budgets: [3]
+val_per_class: 2
+model: {name: mlp, params: {hidden: [8]}}
+train: {epochs: 1}
+synthetic: {generator: {name: toy_pockets_oracle, params: {}}, budget_per_class: 2}
+strategies: [real_only]
+metrics: [accuracy]
+seeds: [0]
+"""
+
+
+def toy(old: str, new: str) -> str:
+    assert old in TOY, old
+    return TOY.replace(old, new)
+
+
+# Issue 24: inputs that ran with silently wrong numbers, hung, ended in a traceback, or passed `bench validate`
+# and then failed every cell. Each is now refused by `bench validate` and `bench run` before any work.
+CASES += [
+    # Silently wrong numbers.
+    ("lr .inf", lambda ws: run_args(ws, edit("train: {epochs: 1}", "train: {epochs: 1, lr: .inf}")),
+     "train.lr: Input should be a finite number"),
+    ("weight_decay .inf", lambda ws: run_args(ws, edit("train: {epochs: 1}", "train: {epochs: 1, weight_decay: .inf}")),
+     "train.weight_decay: Input should be a finite number"),
+    ("lr 1e30", lambda ws: run_args(ws, edit("train: {epochs: 1}", "train: {epochs: 1, lr: 1.0e+30}")),
+     "train.lr: Input should be less than or equal to 10"),
+    ("batch_size 10**12", lambda ws: run_args(ws, edit("train: {epochs: 1}", "train: {epochs: 1, batch_size: 1000000000000}")),
+     "train.batch_size: Input should be less than or equal to 1048576"),
+    ("hidden [0]", lambda ws: run_args(ws, toy("hidden: [8]", "hidden: [0]")),
+     "model 'mlp': parameter hidden=[0], entry 0: Input should be greater than or equal to 1"),
+    ("generator candidates -3",
+     lambda ws: run_args(ws, toy("params: {}}", "params: {candidates: -3}}")),
+     "generator 'toy_pockets_oracle': parameter candidates=-3: Input should be greater than or equal to 1"),
+    ("generator bandwidth .nan", lambda ws: run_args(ws, toy("params: {}}", "params: {bandwidth: .nan}}")),
+     "generator 'toy_pockets_oracle': parameter bandwidth=nan: Input should be a finite number"),
+    ("synthetic budget 10**9", lambda ws: run_args(ws, toy("budget_per_class: 2", "budget_per_class: 1000000000")),
+     "synthetic.budget_per_class: Input should be less than or equal to 100000"),
+    ("the same data set twice", lambda ws: run_args(ws, edit("datasets: [cifar10]", "datasets: [cifar10, cifar10]")),
+     "datasets: Value error, each data set once, repeated: cifar10"),
+    ("budgets [10, 10]", lambda ws: run_args(ws, edit("budgets: [2]", "budgets: [10, 10]")),
+     "budgets: Value error, budgets must be unique, repeated: 10"),
+    ("budgets 10% and 10.0%", lambda ws: run_args(ws, edit("budgets: [2]", "budgets: ['10%', '10.0%']")),
+     "budgets must be unique, repeated: 10% (after normalising"),
+    ("budgets 100% and all", lambda ws: run_args(ws, edit("budgets: [2]", "budgets: ['100%', all]")),
+     "budgets must be unique, repeated: all (after normalising"),
+    ("no data sets", lambda ws: run_args(ws, edit("datasets: [cifar10]", "datasets: []")),
+     "datasets: List should have at least 1 item"),
+    ("version true", lambda ws: run_args(ws, edit("version: 1", "version: true")), "version: Input should be a valid integer"),
+    ("version '1'", lambda ws: run_args(ws, edit("version: 1", "version: '1'")), "version: Input should be a valid integer"),
+    ("version 2**70", lambda ws: run_args(ws, edit("version: 1", f"version: {2**70}")),
+     "version: Input should be less than or equal to 2147483647"),
+    ("version !!float 1", lambda ws: run_args(ws, edit("version: 1", "version: !!float 1")),
+     "version: Input should be a valid integer"),
+    ("seeds !!set", lambda ws: run_args(ws, edit("seeds: [0]", "seeds: !!set {0: null, 1: null}")),
+     "line 12, column 8: the YAML tag !!set is not allowed"),
+    ("rare .nan", lambda ws: run_args(ws, toy("test_per_class: 10}", "test_per_class: 10, rare: .nan}")),
+     "dataset 'toy_pockets': parameter rare=nan: Input should be a finite number"),
+    ("rare 5.0", lambda ws: run_args(ws, toy("test_per_class: 10}", "test_per_class: 10, rare: 5.0}")),
+     "dataset 'toy_pockets': parameter rare=5.0: Input should be less than or equal to 1"),
+    ("data_dir /etc in the suite", lambda ws: run_args(ws, toy("test_per_class: 10}", "test_per_class: 10, data_dir: /etc}")),
+     "data_dir is not a suite parameter: give the folder with `bench run --data-dir`"),
+    # Tracebacks.
+    ("train_per_class 'abc'", lambda ws: run_args(ws, toy("train_per_class: 12", "train_per_class: 'abc'")),
+     "dataset 'toy_pockets': parameter train_per_class='abc': Input should be a valid integer"),
+    ("train_per_class -5", lambda ws: run_args(ws, toy("train_per_class: 12", "train_per_class: -5")),
+     "dataset 'toy_pockets': parameter train_per_class=-5: Input should be greater than or equal to 1"),
+    # Passed `bench validate`, then failed every cell.
+    ("dropout 1.5", lambda ws: run_args(ws, edit("width: 4", "width: 4, dropout: 1.5")),
+     "model 'small_cnn': parameter dropout=1.5: Input should be less than 1"),
+    ("dropout -0.5", lambda ws: run_args(ws, edit("width: 4", "width: 4, dropout: -0.5")),
+     "model 'small_cnn': parameter dropout=-0.5: Input should be greater than or equal to 0"),
+    ("dropout .nan", lambda ws: run_args(ws, toy("hidden: [8]", "hidden: [8], dropout: .nan")),
+     "model 'mlp': parameter dropout=nan: Input should be a finite number"),
+    ("hidden [-4]", lambda ws: run_args(ws, toy("hidden: [8]", "hidden: [-4]")),
+     "model 'mlp': parameter hidden=[-4], entry 0: Input should be greater than or equal to 1"),
+    ("budget plus validation beyond the data", lambda ws: run_args(ws, toy("train_per_class: 12", "train_per_class: 5")
+                                                                    .replace("budgets: [3]", "budgets: [10]")),
+     "budget 10 per class plus val_per_class 2 exceeds the 5 training examples of the smallest class of data set "
+     "'toy_pockets'"),
+    ("budget 0.0001%", lambda ws: run_args(ws, toy("budgets: [3]", "budgets: ['0.0001%']")),
+     "budget '0.0001%' leaves the smallest class of data set 'toy_pockets' no training example"),
+    # The rest of the rule: duplicates, tags, and a declared size the suite cannot cut.
+    ("seeds [0, 0]", lambda ws: run_args(ws, edit("seeds: [0]", "seeds: [0, 0]")),
+     "seeds: Value error, seeds must be unique, repeated: 0"),
+    ("train_per_class true", lambda ws: run_args(ws, toy("train_per_class: 12", "train_per_class: true")),
+     "parameter train_per_class=True: Input should be a number, not true/false"),
+    ("val_per_class takes every training example",
+     lambda ws: run_args(ws, toy("val_per_class: 2", "val_per_class: 12").replace("budgets: [3]", "budgets: ['50%']")),
+     "budget '50%': val_per_class 12 takes all 12 training examples of the smallest class of data set 'toy_pockets'"),
+    ("test subset beyond the data", lambda ws: run_args(ws, toy("val_per_class: 2", "val_per_class: 2\ntest_per_class: 11")),
+     "test_per_class 11 exceeds the 10 test examples of the smallest class of data set 'toy_pockets'"),
+    ("an unquoted date", lambda ws: run_args(ws, edit("name: t", "name: t\ndescription: 2024-01-01")),
+     "the YAML tag !!timestamp is not allowed"),
+    ("epochs 10**12", lambda ws: run_args(ws, edit("train: {epochs: 1}", "train: {epochs: 1000000000000}")),
+     "train.epochs: Input should be less than or equal to 100000"),
+    ("hidden [10**9]", lambda ws: run_args(ws, toy("hidden: [8]", "hidden: [1000000000]")),
+     "Input should be less than or equal to 65536"),
+]
+
 
 def assert_one_line_error(capsys: pytest.CaptureFixture, argv: list[str], expected: str, ws: Path,
                           code: int = 2) -> None:
@@ -234,7 +348,7 @@ def assert_one_line_error(capsys: pytest.CaptureFixture, argv: list[str], expect
 
 
 def test_the_battery_is_large_and_distinct():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 99
     assert len({c[0] for c in CASES}) == len(CASES)
 
 

@@ -7,6 +7,7 @@ import builtins
 import errno
 import hashlib
 import io
+import json
 import os
 import pickle
 import shutil
@@ -413,3 +414,150 @@ def test_cache_warnings_are_one_line_through_the_cli(capsys):
                       __file__, 1)
     err = capsys.readouterr().err
     assert err == "bench: warning: cannot write to the cache folder /x: Read-only file system\n"
+
+
+# -- 14. every cache entry carries a digest checked on read (issue 26) ----------------------------
+
+
+def _images_and_labels(calls: list[int]):
+    def decode(folder: Path) -> dict[str, np.ndarray]:
+        calls.append(1)
+        raw = np.frombuffer((folder / "a.bin").read_bytes(), dtype=np.uint8)
+        return {"x_train": raw[:1536].reshape(16, 8, 4, 3).copy(), "y_train": (raw[:16] % 3).astype(np.int64)}
+    return decode
+
+
+def _rewrite_npy(path: Path, change) -> None:
+    """Change the array of a cached .npy file in place (same header, same size)."""
+    a = np.load(path)
+    with open(path, "r+b") as f:
+        np.save(f, change(a))
+
+
+@pytest.mark.parametrize("tamper", ["images inverted", "labels shifted", "no digests (older version)"])
+def test_a_tampered_decoded_array_is_refused_with_a_warning_and_rebuilt(cache, tmp_path, tamper):
+    f = _source(tmp_path / "toy")
+    calls: list[int] = []
+    good = {k: np.array(v) for k, v in verified_cache("toy", tmp_path / "toy", [f], _images_and_labels(calls)).items()}
+    (entry,) = (cache / "decoded").iterdir()
+    if tamper == "images inverted":
+        _rewrite_npy(entry / "x_train.npy", lambda a: 255 - a)
+        named = entry / "x_train.npy"
+    elif tamper == "labels shifted":
+        _rewrite_npy(entry / "y_train.npy", lambda a: (a + 1) % 3)
+        named = entry / "y_train.npy"
+    else:
+        meta = json.loads((entry / "meta.json").read_text())
+        (entry / "meta.json").write_text(json.dumps({"arrays": meta["arrays"]}))
+        named = entry
+    with pytest.warns(CacheWarning) as record:
+        again = verified_cache("toy", tmp_path / "toy", [f], _images_and_labels(calls))
+    (message,) = _cache_warnings(record)
+    assert str(named) in message and "\n" not in message
+    assert calls == [1, 1] and all(np.array_equal(again[k], good[k]) for k in good)
+    with warnings.catch_warnings():  # rebuilt: the next load is silent, from the cache
+        warnings.simplefilter("error", CacheWarning)
+        third = verified_cache("toy", tmp_path / "toy", [f], _images_and_labels(calls))
+    assert calls == [1, 1] and np.array_equal(third["y_train"], good["y_train"])
+
+
+def test_a_verified_entry_is_sealed_and_not_hashed_again(cache, tmp_path, monkeypatch):
+    monkeypatch.setattr(bdata, "RACY_SECONDS", 0.0)
+    f = _source(tmp_path / "toy")
+    verified_cache("toy", tmp_path / "toy", [f], _images_and_labels([]))
+    time.sleep(0.05)
+    verified_cache("toy", tmp_path / "toy", [f], _images_and_labels([]))  # hashes the arrays once, seals them
+    hashed: list[Path] = []
+    real = bdata.sha256_of
+    monkeypatch.setattr(bdata, "sha256_of", lambda p, *a: (hashed.append(p), real(p, *a))[1])
+    verified_cache("toy", tmp_path / "toy", [f], _images_and_labels([]))
+    assert [p for p in hashed if p.suffix == ".npy"] == []
+
+
+def _fake_extract(calls: list[int]):
+    def extract(images, device):
+        calls.append(1)
+        return np.stack([np.full(2048, float(np.asarray(im).mean()), dtype=np.float32) + i
+                         for i, im in enumerate(images)])
+    return extract
+
+
+@pytest.mark.parametrize("tamper", ["zeroed in place", "plain npy (older version)"])
+def test_cached_inception_features_changed_on_disk_are_recomputed_with_a_warning(cache, monkeypatch, tamper):
+    from bench.metrics import image_quality as iq
+
+    calls: list[int] = []
+    monkeypatch.setattr(iq, "_extract", _fake_extract(calls))
+    images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
+    iq._MEMO.clear()
+    good = iq.features(images, persist=True).copy()
+    (path,) = (cache / "features").iterdir()
+    if tamper == "zeroed in place":
+        blob = bytearray(path.read_bytes())
+        blob[-4 * 2048:] = bytes(4 * 2048)  # the last row of features zeroed, nothing else touched
+        path.write_bytes(bytes(blob))
+    else:
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros_like(good))
+        path.write_bytes(buffer.getvalue())
+    iq._MEMO.clear()
+    with pytest.warns(CacheWarning, match=rf"Inception feature cache entry {path}"):
+        again = iq.features(images, persist=True)
+    assert calls == [1, 1] and np.array_equal(again, good)
+    iq._MEMO.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        assert np.array_equal(iq.features(images, persist=True), good) and calls == [1, 1]
+
+
+def test_a_changed_text_generation_entry_is_regenerated_with_a_warning(cache):
+    pytest.importorskip("transformers")
+    from bench.method.generators import text_lm
+
+    path = cache / "generations" / ("0" * 64 + ".json")
+    text_lm._write_cached(path, ["a positive review", "a negative review"])
+    assert text_lm._read_cached(path, 2) == ["a positive review", "a negative review"]
+    path.write_bytes(path.read_bytes().replace(b"positive", b"negative"))
+    with pytest.warns(CacheWarning, match=rf"generated-text cache entry {path} does not match its digest"):
+        assert text_lm._read_cached(path, 2) is None
+    path.write_text(json.dumps(["planted", "texts"]))  # an entry of the older format, or planted
+    with pytest.warns(CacheWarning, match="carries no digest"):
+        assert text_lm._read_cached(path, 2) is None
+
+
+@pytest.mark.parametrize("tamper", ["vector changed", "vectors swapped"])
+def test_a_changed_embedding_row_is_encoded_again_with_a_warning(cache, monkeypatch, tamper):
+    import sqlite3
+
+    from bench.benchmarks.models import minilm_encoder as enc
+
+    class FakeEncoder:
+        max_seq_length = 128
+        calls = 0
+
+        def encode(self, texts, **kwargs):
+            FakeEncoder.calls += len(texts)
+            return np.stack([np.full(enc.EMBEDDING_DIM, len(t) / 100, dtype=np.float32) for t in texts])
+
+    monkeypatch.setattr(enc, "_encoder", lambda device: FakeEncoder())
+    enc._store.cache_clear()
+    texts = ["short", "a much longer text"]
+    good = enc.embed(texts)
+    assert FakeEncoder.calls == 2
+    db = sqlite3.connect(enc._store(str(cache)).path)
+    if tamper == "vector changed":
+        db.execute("UPDATE emb2 SET vec = ? WHERE key = ?", (np.zeros(enc.EMBEDDING_DIM, np.float32).tobytes(),
+                                                            enc.text_key("short", 128)))
+    else:
+        rows = dict(db.execute("SELECT key, vec FROM emb2"))
+        a, b = (enc.text_key(t, 128) for t in texts)
+        db.execute("UPDATE emb2 SET vec = ? WHERE key = ?", (rows[b], a))
+    db.commit()
+    db.close()
+    with pytest.warns(CacheWarning, match=r"text embedding cache .*1 row\(s\) do not match their digest"):
+        again = enc.embed(texts)
+    assert np.array_equal(again, good) and FakeEncoder.calls == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        assert np.array_equal(enc.embed(texts), good) and FakeEncoder.calls == 3
+    enc._store.cache_clear()

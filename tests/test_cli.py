@@ -185,3 +185,23 @@ def test_a_run_writes_outside_the_committed_results_unless_told_and_git_ignores_
                              cwd=root, capture_output=True, text=True).stdout.split()
     assert ignored == [f"{DEFAULT_RUNS}/x/seed0.json", ".venv"]
     assert "venv_redirect = false" in (root / "tox.ini").read_text()
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--suite", "cifar-10"],
+    ["run", "--suite", "cifar10", "--preset", "GPU"],
+    ["run", "--suite", "cifar10", "--device", "cuda"],
+    ["ls", "suites"],
+])
+def test_input_errors_and_listing_suites_import_neither_torch_nor_a_plugin(argv):
+    """Refused (or answered) from the arguments and the suite files alone: no data set, model or library is
+    imported, which on a loaded 2-core machine is the difference between about a second and twenty."""
+    from bench.device import GPU_DEVICE_NODES
+
+    if "cuda" in argv and any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/kfd")):
+        pytest.skip(f"this machine has a GPU device node ({', '.join(GPU_DEVICE_NODES)})")
+    code = ("import sys; from bench.cli import main; rc = main(sys.argv[1:]); "
+            "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('bench.benchmarks.datasets', "
+            "'bench.benchmarks.models', 'bench.baselines', 'bench.method', 'bench.metrics'))); print(rc, heavy)")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == ("0 []" if argv[0] == "ls" else "2 []"), out.stdout + out.stderr

@@ -16,6 +16,7 @@ import torch
 
 from bench.cli import main
 from bench.compare import DEFAULT_CUDA_TOLERANCE
+from bench.config import config_hash
 from bench.results import read_result, write_result
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -144,7 +145,12 @@ def test_cells_on_one_side_are_listed_and_do_not_fail(folders, capsys):
 
 def test_a_different_config_hash_is_not_compared(folders, capsys):
     ref, new, edits = folders
-    edit(edits[0], lambda r: r.update(config_hash="0" * 64) or r["metrics"]["accuracy"].update(value=0.0))
+    def another_configuration(r: dict) -> None:  # another experiment, honestly hashed (a stale hash is refused)
+        r["config"]["seed"] = r["config"].get("seed", 0) + 1000
+        r["config_hash"] = config_hash(r["config"])
+        r["metrics"]["accuracy"]["value"] = 0.0
+
+    edit(edits[0], another_configuration)
     code, out = compare(capsys, ref, new)
     assert code == 1  # a cell on both sides that cannot be compared is not reproduced
     assert "config_hash differs (not comparable)" in out

@@ -139,8 +139,8 @@ def test_badly_typed_parameters_are_one_line_errors(params, words):
 
 
 def test_build_converts_what_pydantic_can_and_keeps_what_the_suite_wrote():
-    spec = MODELS.build("small_cnn", {"width": "16", "dropout": 1})
-    assert spec.width == 16 and spec.dropout == 1 and isinstance(spec.dropout, int)  # 1 == 1.0: kept as written
+    spec = MODELS.build("small_cnn", {"width": "16", "dropout": 0})
+    assert spec.width == 16 and spec.dropout == 0 and isinstance(spec.dropout, int)  # 0 == 0.0: kept as written
     gen = GENERATORS.build("diffusion", {"block_out_channels": [8, 16]})
     assert gen.block_out_channels == (8, 16) and isinstance(gen.block_out_channels, tuple)  # the annotated type
 

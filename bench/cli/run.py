@@ -51,14 +51,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
+    # What the arguments alone can refuse is refused before torch and the plug-ins load (seconds on a
+    # loaded machine): the device, the executor's settings, the suite's name and preset.
     from bench.config import load_suite
+    from bench.device import check_cuda_quickly
     from bench.executors import make_executor
-    from bench.runner import run_suite
 
+    if args.executor != "ray":  # a Ray cluster's machines may have the GPU this one lacks
+        check_cuda_quickly(args.device)
     executor = make_executor(args.executor, workers=args.workers, address=args.address,
                              cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell)
     suite = load_suite(args.suite, preset=args.preset, seeds=args.seeds, model_path=args.sd_path,
                        lm_path=args.lm_path, overrides=suite_overrides(args))
+    from bench.runner import run_suite
     if args.keep_synthetic:
         suite = suite.model_copy(update={"keep_synthetic": True})
     s = run_suite(suite, args.out, device=args.device, force=args.force, quiet=args.quiet, data_dir=args.data_dir,

@@ -1,5 +1,5 @@
 """`bench validate FILE`: check a suite file (every preset resolves: schema, components, their
-compatibility, the cells) or a result file (its schema)."""
+compatibility, the cells) or a result file (as every command reads one: bench.results.read_valid_result)."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd(args: argparse.Namespace) -> int:
     from bench.config import DEFAULT_PRESET, load_suite, read_suite_file
-    from bench.results import read_result, validate_result
+    from bench.results import read_valid_result
 
     path: Path = args.file
     if path.is_dir():
@@ -28,8 +28,9 @@ def cmd(args: argparse.Namespace) -> int:
     if path.suffix == ".json":
         if overrides or args.sd_path is not None or args.lm_path is not None:
             raise BenchError(f"{path} is a result: --set, --sd-path and --lm-path apply to a suite (.yaml)")
-        record = read_result(path)
-        validate_result(record)
+        # the one strict reader; a file at its place in a results folder (seven parts below it) is also checked
+        # against the cell its path names and its artifacts
+        record = read_valid_result(path, root=path.parents[6] if len(path.parts) >= 8 else None)
         print(f"{path}: valid result (schema v{record['schema_version']})")
         return 0
     if path.suffix not in (".yaml", ".yml"):

@@ -24,10 +24,12 @@ no longer draws are removed from figures/ (nothing else in the output folder is 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from bench import leaderboard
 from bench import stats as paired
+from bench.data import write_atomic
 from bench.errors import BenchError
 from bench.report.page import FIGURES, page, section
 from bench.results import by_family
@@ -35,6 +37,7 @@ from bench.results import by_family
 __all__ = ["FIGURES", "INDEX", "build"]
 
 INDEX = "index.html"
+FIGURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.svg")  # a file name in figures/, never a path
 
 
 def build(results: Path, out: Path) -> list[Path]:
@@ -48,14 +51,20 @@ def build(results: Path, out: Path) -> list[Path]:
     families = by_family({key: groups[key] for key in sorted(groups, key=paired.group_order)})
     svgs: dict[str, bytes] = {}  # file name -> SVG bytes
     sections = [section(fam, families[fam], verdicts.get(fam, []), svgs, results) for fam in sorted(families)]
+    for name in svgs:  # built from the records' slugs (validated by the reader); checked again here
+        if not FIGURE_NAME.fullmatch(name) or ".." in name:
+            raise BenchError(f"figure name {name!r} is not a safe file name: nothing written")
     fig_dir = out / FIGURES
     fig_dir.mkdir(parents=True, exist_ok=True)
+    if fig_dir.is_symlink():
+        raise BenchError(f"{fig_dir} is a symbolic link: the report writes only into real folders")
     written = [out / INDEX]
-    (out / INDEX).write_text(page(sections, sorted(families)), encoding="utf-8")
+    # Each file atomically (bench.data.write_atomic): a failed write leaves the previous file whole.
+    write_atomic(out / INDEX, page(sections, sorted(families)).encode("utf-8"))
     for name in sorted(svgs):
-        (fig_dir / name).write_bytes(svgs[name])
+        write_atomic(fig_dir / name, svgs[name])
         written.append(fig_dir / name)
     for stale in sorted(fig_dir.glob("*.svg")):  # figures of an earlier build that this one no longer draws
-        if stale.name not in svgs:
+        if stale.name not in svgs and not stale.is_symlink() and stale.is_file():
             stale.unlink()
     return written

@@ -11,8 +11,10 @@ meets them in proportion to their mass; synthesis aimed at uncertain examples fi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from bench.api import Conditions, DatasetInfo, DatasetSplits, Split
 from bench.registry import DATASETS, GENERATORS
@@ -45,10 +47,15 @@ def make_split(n_per_class: int, rare: float, rng: np.random.Generator) -> Split
 @DATASETS.register("toy_pockets", modality="vector", classes=2, license="generated in code",
                    train_per_class=(2000, 2000), test_per_class=(2000, 2000))
 class ToyPockets:
-    """Generated in code from a fixed seed; `data_dir` is accepted for a uniform interface and unused."""
+    """Generated in code from a fixed seed; `data_dir` is accepted for a uniform interface and unused.
+    `train_per_class` and `test_per_class` are the sizes of every class (bench.compat checks the suite's
+    budgets against them instead of the declared 2,000); `rare` is the weight of the rare pockets."""
 
-    def __init__(self, data_dir: str | None = None, train_per_class: int = 2000, test_per_class: int = 2000,
-                 rare: float = 0.1, seed: int = 12345) -> None:
+    def __init__(self, data_dir: str | None = None,
+                 train_per_class: Annotated[int, Field(ge=1, le=1_000_000)] = 2000,
+                 test_per_class: Annotated[int, Field(ge=1, le=1_000_000)] = 2000,
+                 rare: Annotated[float, Field(ge=0, le=1)] = 0.1,
+                 seed: Annotated[int, Field(ge=0, lt=2**32)] = 12345) -> None:
         self.train_per_class, self.test_per_class, self.rare, self.seed = train_per_class, test_per_class, rare, seed
 
     def load(self) -> DatasetSplits:
@@ -68,9 +75,9 @@ class ToyPocketsOracle:
     strength) (importance resampling of p(x | label) times a kernel around the seed); strength 1
     ignores the seed."""
 
-    rare: float = 0.1
-    candidates: int = 64
-    bandwidth: float = 0.5
+    rare: Annotated[float, Field(ge=0, le=1)] = 0.1  # weight of the rare pockets, a probability
+    candidates: Annotated[int, Field(ge=1, le=100_000)] = 64  # draws per seed example
+    bandwidth: Annotated[float, Field(gt=0)] = 0.5  # kernel width around a seed (finite: every float parameter is)
 
     def fit(self, real: Split, info: DatasetInfo, seed: int) -> "ToyPocketsOracle":
         return self

@@ -31,7 +31,10 @@ the same arrays every call. Sensitive attribute: `age_band` (column customer_age
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
+from pydantic import Field
 
 from bench.api import DatasetSplits
 from bench.registry import DATASETS
@@ -140,8 +143,10 @@ def generate(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 class Transactions:
     """Generated in code (see the module docstring); `data_dir` is accepted for a uniform interface and unused."""
 
-    def __init__(self, data_dir: str | None = None, n_train: int = 20_000, n_test: int = 10_000,
-                 seed: int = GENERATION_SEED) -> None:
+    def __init__(self, data_dir: str | None = None,
+                 n_train: Annotated[int, Field(ge=1000, le=10_000_000)] = 20_000,  # ~2% fraud: 1,000 has ~20
+                 n_test: Annotated[int, Field(ge=1000, le=10_000_000)] = 10_000,
+                 seed: Annotated[int, Field(ge=0, lt=2**32)] = GENERATION_SEED) -> None:
         self.data_dir, self.n_train, self.n_test, self.seed = data_dir, n_train, n_test, seed
 
     def load(self) -> DatasetSplits:

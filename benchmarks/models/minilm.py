@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from bench.api import DatasetInfo, Split
@@ -157,12 +158,12 @@ class _EmbeddingHook:
 class MiniLMHead(_EmbeddingHook):
     """A classifier on MiniLM sentence embeddings (frozen, or LoRA-fine-tuned with `lora`)."""
 
-    hidden: int = 256  # units of the hidden layer
-    dropout: float = 0.5  # before the output layer (MC dropout needs it)
-    max_tokens: int = 128  # word pieces per text given to the encoder (longer texts are truncated)
+    hidden: Annotated[int, Field(ge=1, le=2**16)] = 256  # units of the hidden layer
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5  # before the output layer (MC dropout needs it)
+    max_tokens: Annotated[int, Field(ge=1, le=512)] = 128  # word pieces per text given to the encoder (MiniLM reads 512 at most)
     lora: bool = False  # fine-tune the encoder with LoRA adapters (GPU presets)
-    lora_rank: int = 8
-    lora_alpha: int = 16
+    lora_rank: Annotated[int, Field(ge=1)] = 8
+    lora_alpha: Annotated[int, Field(ge=1)] = 16
 
     def build(self, train: Split, info: DatasetInfo) -> nn.Module:
         encoder = LoraEncoder(self.lora_rank, self.lora_alpha) if self.lora else None
@@ -183,13 +184,13 @@ class MiniLMChoice(_EmbeddingHook):
     """Multiple choice on MiniLM embeddings: each (question, option) pair scored, the best option taken.
     The data set's classes are the option letters; every item must have that many options."""
 
-    hidden: int = 256
-    dropout: float = 0.5
-    max_tokens: int = 256  # for the question (a clinical vignette: about 160 word pieces on average)
-    option_tokens: int = 64
+    hidden: Annotated[int, Field(ge=1, le=2**16)] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    max_tokens: Annotated[int, Field(ge=1, le=512)] = 256  # for the question (a clinical vignette: about 160 word pieces on average)
+    option_tokens: Annotated[int, Field(ge=1, le=512)] = 64
     lora: bool = False
-    lora_rank: int = 8
-    lora_alpha: int = 16
+    lora_rank: Annotated[int, Field(ge=1)] = 8
+    lora_alpha: Annotated[int, Field(ge=1)] = 16
 
     def build(self, train: Split, info: DatasetInfo) -> nn.Module:
         self.options_ = info.num_classes

@@ -10,7 +10,9 @@ Encoding is the expensive part on a CPU, so embeddings are cached
 per text: a SQLite table keyed by the sha256 of (encoder, version, max_tokens, text), under the cache folder
 (`text-embeddings/all-MiniLM-L6-v2-v1.sqlite`). SQLite rather than one file per corpus because every seed
 draws a different budget and pool from the same corpus: a per-text key lets them share whatever was encoded
-before, and SQLite's transactions make concurrent runs safe.
+before, and SQLite's transactions make concurrent runs safe. Each row carries the sha256 of its key and vector, checked
+when it is read: a row changed in the database is reported in one CacheWarning naming the file, encoded
+again and overwritten (rows of the older table without digests are not read).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import cache_root, cache_unwritable
+from bench.data import cache_root, cache_unwritable, warn_cache
 from bench.errors import BenchError
 
 ENCODER = "all-MiniLM-L6-v2"
@@ -60,7 +62,9 @@ class _EmbeddingStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-            self.db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+            # `emb2`: the rows of the older table `emb` carry no digest and are not read (re-encoded once)
+            self.db.execute("CREATE TABLE IF NOT EXISTS emb2 (key TEXT PRIMARY KEY, vec BLOB NOT NULL, "
+                            "digest TEXT NOT NULL)")
             self.db.commit()
         except (OSError, sqlite3.Error) as exc:
             self.db = None
@@ -70,14 +74,22 @@ class _EmbeddingStore:
         if self.db is None or not keys:
             return {}
         out: dict[str, np.ndarray] = {}
+        bad = 0
         with self.lock:
             for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
                 chunk = keys[start : start + 500]
-                rows = self.db.execute(f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                for key, blob in rows:
+                rows = self.db.execute(f"SELECT key, vec, digest FROM emb2 WHERE key IN ({','.join('?' * len(chunk))})",
+                                       chunk)
+                for key, blob, digest in rows:
+                    if not isinstance(blob, bytes) or digest != row_digest(key, blob):
+                        bad += 1  # changed after it was written: recomputed, not trusted
+                        continue
                     vec = np.frombuffer(blob, dtype=np.float32)
                     if vec.shape == (EMBEDDING_DIM,):  # a damaged row is recomputed, not trusted
                         out[key] = vec
+        if bad:
+            warn_cache(f"text embedding cache {self.path}: {bad} row(s) do not match their digest (changed after "
+                       "they were written): ignored; encoding those texts again and replacing them")
         return out
 
     def put(self, items: dict[str, np.ndarray]) -> None:
@@ -85,11 +97,17 @@ class _EmbeddingStore:
             return
         try:
             with self.lock, self.db:
-                self.db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)",
-                                    [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()])
+                rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
+                self.db.executemany("INSERT OR REPLACE INTO emb2 VALUES (?, ?, ?)",
+                                    [(k, blob, row_digest(k, blob)) for k, blob in rows])
         except sqlite3.Error as exc:
             cache_unwritable(OSError(f"{self.path}: {exc}"))
             self.db = None
+
+
+def row_digest(key: str, blob: bytes) -> str:
+    """sha256 of a row's key and vector bytes: a vector moved to another key fails it too."""
+    return hashlib.sha256(key.encode() + b"\0" + blob).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,9 +3,11 @@ that `bench.training` calls: build, to_tensor, prepare_batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from bench.api import DatasetInfo, Split
@@ -75,10 +77,10 @@ def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator | Non
 class SmallCNN:
     """A small, fast CNN for 32x32 images (about 0.29 M parameters at width 32)."""
 
-    width: int = 32  # channels of the first stage; later stages use 2x and 4x
-    dropout: float = 0.5  # before the linear head (MC dropout needs it)
+    width: Annotated[int, Field(ge=1, le=1024)] = 32  # channels of the first stage; later stages use 2x and 4x
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5  # before the linear head (MC dropout needs it)
     augment: bool = True  # random crop (pad 4) and horizontal flip during training
-    crop_pad: int = 4  # pixels
+    crop_pad: Annotated[int, Field(ge=0, le=16)] = 4  # pixels
 
     def build(self, train: Split, info: DatasetInfo) -> nn.Module:
         x = np.asarray(train.x, dtype=np.float32) / 255.0
@@ -158,8 +160,9 @@ class MLP:
     """A multilayer perceptron with dropout before its head, for tables (bench.table: numbers
     standardised, categories one-hot) or plain numeric vectors (standardised)."""
 
-    hidden: list[int] = field(default_factory=lambda: [64, 64])  # units per hidden layer
-    dropout: float = 0.5  # before the linear head (MC dropout needs it)
+    # units per hidden layer, each 1 to 65,536 ([]: a linear model on the encoded inputs)
+    hidden: list[Annotated[int, Field(ge=1, le=2**16)]] = field(default_factory=lambda: [64, 64])
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5  # before the linear head (MC dropout needs it)
 
     def build(self, train: Split, info: DatasetInfo) -> nn.Module:
         """Reads info.schema (bench.table.TableSchema: what each column is); None: all columns numeric."""

@@ -5,8 +5,10 @@ for images are separate (they need far more compute)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
@@ -23,9 +25,9 @@ class PCAGaussianMixture:
     target class's mixture, then decoded by the inverse PCA (values clipped to the input's range and,
     for uint8 images, rounded)."""
 
-    components: int = 64  # PCA dimensions (at most n_examples - 1 and the input dimension)
-    mixtures: int = 4  # mixture components per class (at most half the class's examples)
-    covariance: str = "diag"  # scikit-learn covariance_type: full, tied, diag, spherical
+    components: Annotated[int, Field(ge=1)] = 64  # PCA dimensions (at most n_examples - 1 and the input dimension)
+    mixtures: Annotated[int, Field(ge=1)] = 4  # mixture components per class (at most half the class's examples)
+    covariance: Literal["full", "tied", "diag", "spherical"] = "diag"  # scikit-learn covariance_type: full, tied, diag, spherical
 
     def fit(self, real: Split, info: DatasetInfo, seed: int) -> "PCAGaussianMixture":
         x = np.asarray(real.x)

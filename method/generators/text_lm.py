@@ -52,7 +52,8 @@ seconds in this process (a cache hit generates nothing).
 Generated texts are cached by content: the sha256 of the model's identity (the GGUF file's sha256, or a
 model folder's path with its files' sizes and mtimes), the adapter's hash, the rendered instructions, the
 per-row temperatures, penalties and token budgets, top_p, the batch size (it changes the draws), the dtype
-and the torch seed, to a JSON list of strings in <cache>/generations/<key>.json. Strategies of one cell
+and the torch seed, to a JSON list of strings in <cache>/generations/<key>.json (sealed with its sha256,
+checked on read: a changed entry is one warning and a regeneration). Strategies of one cell
 that sample with the same rng share it. The device is not in the key: a cache entry written on a GPU
 serves a CPU run (same distribution, other numerics).
 
@@ -81,7 +82,7 @@ import numpy as np
 import torch
 
 from bench.api import Conditions, DatasetInfo, Split
-from bench.data import cache_root, cache_unwritable, write_atomic
+from bench.data import cache_root, cache_unwritable, read_sealed, seal_bytes, write_atomic
 from bench.device import resolve_device
 from bench.errors import BenchError
 from bench.progress import current
@@ -631,10 +632,7 @@ class InstructionLM:
             raise BenchError(f"smollm2: the language model gave an empty reply {RETRIES + 2} times to "
                              f"{users[todo[0]]!r}: check class_prompt and the model")
         self.stats_["generated"] += sum(1 for t in outs if t)
-        try:
-            write_atomic(path, json.dumps(outs).encode())
-        except OSError as exc:
-            cache_unwritable(exc)
+        _write_cached(path, outs)
         return outs
 
     def _run(self, users: list[str], temps: np.ndarray, pens: np.ndarray, budgets: list[int], rows: list[int],
@@ -682,11 +680,23 @@ class InstructionLM:
         return replies
 
 
-def _read_cached(path: Path, n: int) -> list[str] | None:
-    """A cache entry's n strings, or None when it is missing or not a list of n strings (regenerated)."""
+def _write_cached(path: Path, outs: list[str]) -> None:
+    """Store generated texts as a sealed entry (bench.data.seal_bytes: their sha256 is checked on read)."""
     try:
-        texts = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        write_atomic(path, seal_bytes(json.dumps(outs).encode()))
+    except OSError as exc:
+        cache_unwritable(exc)
+
+
+def _read_cached(path: Path, n: int) -> list[str] | None:
+    """A cache entry's n strings, or None when it is missing, does not match its digest (one warning
+    naming it: changed after it was written) or is not a list of n strings (regenerated)."""
+    blob = read_sealed(path, "generated-text")
+    if blob is None:
+        return None
+    try:
+        texts = json.loads(blob.decode("utf-8"))
+    except ValueError:
         return None
     if isinstance(texts, list) and len(texts) == n and all(isinstance(t, str) for t in texts):
         return texts

@@ -3,10 +3,12 @@ the fast path (backbone once, dropout head T times) against a deterministic forw
 T full forward passes.
 
 What is measured, in one benchmark group on the official CIFAR-10 test split (10,000 uint8 images),
-with SmallCNN (width 32, dropout 0.5) and the cifar10 suite's inference settings (channels_last,
-bfloat16 autocast, eval batch 1,000). The network is freshly initialised, not trained: the timing
-does not depend on the weights. Its normalisation statistics come from 1,000 training images (the
-suite's real-data budget), as `SmallCNN.build` reads them.
+with SmallCNN (width 32, dropout 0.5) and the cifar10 suite's inference settings (channels_last, eval
+batch 1,000), in float32 unless the CPU has native bf16 arithmetic (AVX-512 BF16 or AMX; see
+conftest.native_bf16): bfloat16 autocast pays only there (on an AVX2 CPU it is several times slower than
+float32). BENCH_PERF_BF16=1 or 0 forces either; the summary and extra_info say which ran. The network
+is freshly initialised, not trained: the timing does not depend on the weights. Its normalisation
+statistics come from 1,000 training images (the suite's real-data budget), as `SmallCNN.build` reads them.
   * `test_forward_deterministic`: one deterministic forward pass, `clf.predict_proba(x)`.
   * `test_mc_dropout_fast_t50`: `mc_dropout(clf, x, passes=50, fast=True)`: SmallCNN's dropout sits
     only in its `head`, so the backbone `features` runs once per image and the head 50 times.
@@ -25,43 +27,55 @@ suite's real-data budget), as `SmallCNN.build` reads them.
 How to run
   pytest tests/perf/test_perf_uncertainty.py --benchmark-only -s
   tox -e perf                                    # every file in tests/perf
-Plain test runs pass `--benchmark-skip`, which skips every test here (they are also marked `slow`,
-so `-m "not slow"` deselects them). The data files are found as `bench` finds them (BENCH_DATA_DIR,
+Without `--benchmark-only` the benchmarks run at tiny sizes (the first 200 test images in eval batches
+of 20, the naive one on the first 20, still T=50); under `--benchmark-disable` (`tox -e test`,
+CI) each runs once, untimed, so that an API change fails CI. The summary is then printed from those
+calls and no speed target is asserted (conftest.py says more).
+`--benchmark-skip` skips them all. The data files are found as `bench` finds them (BENCH_DATA_DIR,
 the shared data folder, or the user cache, downloading if needed); the decoded-array cache goes to a
-throw-away BENCH_CACHE_DIR, as in test_perf.py.
+throw-away BENCH_CACHE_DIR (conftest.cache_env).
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 import torch
 
-from bench.api import DatasetSplits
+from bench.api import DatasetInfo, DatasetSplits
 from bench.benchmarks.datasets.cifar10 import Cifar10
 from bench.benchmarks.models.networks import SmallCNN
 from bench.config import TrainRecipe
 from bench.method.uncertainty import Uncertainty, head_only_dropout, mc_dropout
 from bench.training import Classifier
 
-pytestmark = pytest.mark.slow
-
 # The cifar10 suite's model and inference settings (benchmarks/suites/cifar10.yaml, cpu preset).
-RECIPE = TrainRecipe(channels_last=True, bf16_autocast=True, eval_batch_size=1000)
 SPEC = SmallCNN(width=32, dropout=0.5)
 NUM_CLASSES = 10
 N_BUILD = 1000  # training images whose statistics the network's input normalisation uses (suite budget)
 PASSES = 50  # T, MC dropout passes
-N_NAIVE = 1000  # test images the naive T=50 benchmark is timed on (one eval batch) ...
-NAIVE_SCALE = 10  # ... and the factor its times are scaled by to 10,000 images
 SEED = 0
-ROUNDS = 4  # timed rounds of the deterministic and fast benchmarks (after WARMUP_ROUNDS untimed)
-WARMUP_ROUNDS = 1
-NAIVE_ROUNDS = 1  # the naive benchmark: 25-45 s a round on 1,000 images on a 2-core CPU; no warm-up round
 MAX_FAST_RATIO = 2.0  # fast T=50 time must be at most this multiple of one deterministic pass
 GROUP = "cifar10-mc-dropout"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    n_test: int  # test images scored by the deterministic and fast benchmarks (the first n_test)
+    eval_batch: int  # images per forward batch (the recipe's eval_batch_size)
+    n_naive: int  # test images the naive T=50 benchmark is timed on (the first n_naive) ...
+    naive_scale: int  # ... and the factor its times are scaled by to n_test images
+    rounds: int  # timed rounds of the deterministic and fast benchmarks (after warmup_rounds untimed)
+    warmup_rounds: int
+    naive_rounds: int  # the naive benchmark: 25-45 s a round on 1,000 images on a 2-core CPU; no warm-up round
+
+
+FULL = Sizes(n_test=10_000, eval_batch=1000, n_naive=1000, naive_scale=10, rounds=4, warmup_rounds=1, naive_rounds=1)
+TINY = Sizes(n_test=200, eval_batch=20, n_naive=20, naive_scale=10, rounds=1, warmup_rounds=0, naive_rounds=1)
 
 # Filled by the benchmarks, read by test_mc_dropout_fast_vs_forward_ratio: name -> {metric: value}.
 _RESULTS: dict[str, dict[str, float]] = {}
@@ -71,41 +85,65 @@ _RESULTS: dict[str, dict[str, float]] = {}
 
 
 @pytest.fixture(scope="module")
+def sizes(tiny: bool) -> Sizes:
+    return TINY if tiny else FULL
+
+
+@pytest.fixture(scope="module")
 def cifar10(cache_env: Path) -> DatasetSplits:
     data = Cifar10().load()
-    assert len(data.test) == 10_000
+    assert len(data.test) == 10_000 and DatasetInfo.of(data).num_classes == NUM_CLASSES
     return data
 
 
 @pytest.fixture(scope="module")
-def x_test(cifar10: DatasetSplits) -> np.ndarray:
-    """The official test split, uint8 (10000, 32, 32, 3)."""
-    return cifar10.test.x
+def x_test(cifar10: DatasetSplits, sizes: Sizes) -> np.ndarray:
+    """The official test split (its first sizes.n_test images), uint8 (n_test, 32, 32, 3)."""
+    return np.asarray(cifar10.test.x[: sizes.n_test])
 
 
 @pytest.fixture(scope="module")
-def clf(cifar10: DatasetSplits) -> Classifier:
+def clf(cifar10: DatasetSplits, sizes: Sizes, bf16_autocast: bool) -> Classifier:
     """SmallCNN (width 32, dropout 0.5), freshly initialised, in the layout `fit_classifier` leaves a
     trained one (channels_last, eval mode)."""
     idx = np.sort(np.random.default_rng(SEED).choice(len(cifar10.train), N_BUILD, replace=False))
     torch.manual_seed(SEED)
-    module = SPEC.build(cifar10.train.subset(idx), NUM_CLASSES).to(memory_format=torch.channels_last).eval()
+    module = SPEC.build(cifar10.train.subset(idx), DatasetInfo.of(cifar10))
+    module = module.to(memory_format=torch.channels_last).eval()
     assert head_only_dropout(module), "SmallCNN's dropout is expected in its head only (the fast path)"
-    return Classifier(module=module, spec=SPEC, recipe=RECIPE, device=torch.device("cpu"))
+    recipe = TrainRecipe(channels_last=True, bf16_autocast=bf16_autocast, eval_batch_size=sizes.eval_batch)
+    return Classifier(module=module, spec=SPEC, recipe=recipe, device=torch.device("cpu"))
 
 
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _record(benchmark: Any, name: str, images: int, passes: int, measured_images: int | None = None) -> None:
-    """Put times (s per 10,000-image run) and images/s of the best and the median round into
-    extra_info and _RESULTS. With `measured_images`, the rounds covered that many images and the
+def _timed(fn: Callable[..., Any], seconds: list[float]) -> Callable[..., Any]:
+    """`fn`, appending each call's wall time to `seconds`: under --benchmark-disable (no stats) the one
+    untimed call still gives the summary a number."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - t0)
+    return wrapper
+
+
+def _record(benchmark: Any, name: str, images: int, passes: int, seconds: list[float],
+            measured_images: int | None = None, bf16: bool = False) -> None:
+    """Put times (s per `images`-image run) and images/s of the best and the median round into
+    extra_info and _RESULTS: from pytest-benchmark's rounds, or (--benchmark-disable) from the single
+    untimed call in `seconds`. With `measured_images`, the rounds covered that many images and the
     times are scaled linearly to `images`."""
-    if benchmark.stats is None:  # --benchmark-disable: the target ran once, untimed
-        return
-    stats = benchmark.stats.stats
+    if benchmark.stats is not None:
+        raw_best, raw_median, timed = benchmark.stats.stats.min, benchmark.stats.stats.median, 1.0
+    else:
+        assert seconds, f"{name}: the benchmarked function did not run"
+        raw_best = raw_median = seconds[-1]
+        timed = 0.0
     scale = images / measured_images if measured_images else 1.0
-    best, median = stats.min * scale, stats.median * scale
+    best, median = raw_best * scale, raw_median * scale
     out: dict[str, float] = {
         "images": float(images),
         "passes": float(passes),
@@ -114,10 +152,12 @@ def _record(benchmark: Any, name: str, images: int, passes: int, measured_images
         "images_per_s": images / best,  # best round; an image counts once, with all its passes
         "images_per_s_median": images / median,
         "torch_threads": float(torch.get_num_threads()),
+        "bf16_autocast": float(bf16),
+        "timed": timed,  # 0: one untimed call (--benchmark-disable), not a measurement
     }
     if measured_images:
         out.update({"measured_images": float(measured_images), "scale": scale,
-                    "measured_best_s": stats.min, "measured_median_s": stats.median})
+                    "measured_best_s": raw_best, "measured_median_s": raw_median})
     benchmark.extra_info.update(out)
     if measured_images:
         benchmark.extra_info["note"] = (f"timed on the first {measured_images} test images; best_s, median_s and "
@@ -136,56 +176,63 @@ def _check_mc(u: Uncertainty, n: int) -> None:
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_forward_deterministic(benchmark: Any, clf: Classifier, x_test: np.ndarray) -> None:
-    probs = benchmark.pedantic(clf.predict_proba, args=(x_test,), rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS)
+def test_forward_deterministic(benchmark: Any, clf: Classifier, x_test: np.ndarray, sizes: Sizes) -> None:
+    seconds: list[float] = []
+    probs = benchmark.pedantic(_timed(clf.predict_proba, seconds), args=(x_test,), rounds=sizes.rounds,
+                               warmup_rounds=sizes.warmup_rounds)
     assert probs.shape == (len(x_test), NUM_CLASSES)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    _record(benchmark, "deterministic", len(x_test), passes=1)
+    _record(benchmark, "deterministic", len(x_test), 1, seconds, bf16=clf.recipe.bf16_autocast)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_mc_dropout_fast_t50(benchmark: Any, clf: Classifier, x_test: np.ndarray) -> None:
-    u = benchmark.pedantic(lambda: mc_dropout(clf, x_test, passes=PASSES, fast=True, seed=SEED),
-                           rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS)
+def test_mc_dropout_fast_t50(benchmark: Any, clf: Classifier, x_test: np.ndarray, sizes: Sizes) -> None:
+    seconds: list[float] = []
+    u = benchmark.pedantic(_timed(lambda: mc_dropout(clf, x_test, passes=PASSES, fast=True, seed=SEED), seconds),
+                           rounds=sizes.rounds, warmup_rounds=sizes.warmup_rounds)
     _check_mc(u, len(x_test))
-    _record(benchmark, "fast", len(x_test), passes=PASSES)
+    _record(benchmark, "fast", len(x_test), PASSES, seconds, bf16=clf.recipe.bf16_autocast)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_mc_dropout_naive_t50_1k_x10(benchmark: Any, clf: Classifier, x_test: np.ndarray) -> None:
-    """T=50 full forward passes, timed on the first N_NAIVE (1,000) test images and scaled by
-    NAIVE_SCALE (10) to the 10,000 of the other benchmarks (see the module docstring)."""
-    x_sub = x_test[:N_NAIVE]
-    assert N_NAIVE * NAIVE_SCALE == len(x_test) and N_NAIVE % RECIPE.eval_batch_size == 0
-    u = benchmark.pedantic(lambda: mc_dropout(clf, x_sub, passes=PASSES, fast=False, seed=SEED),
-                           rounds=NAIVE_ROUNDS, warmup_rounds=0)
+def test_mc_dropout_naive_t50_1k_x10(benchmark: Any, clf: Classifier, x_test: np.ndarray, sizes: Sizes) -> None:
+    """T=50 full forward passes, timed on the first sizes.n_naive (1,000) test images and scaled by
+    sizes.naive_scale (10) to the 10,000 of the other benchmarks (see the module docstring)."""
+    x_sub = x_test[: sizes.n_naive]
+    assert sizes.n_naive * sizes.naive_scale == len(x_test) and sizes.n_naive % clf.recipe.eval_batch_size == 0
+    seconds: list[float] = []
+    u = benchmark.pedantic(_timed(lambda: mc_dropout(clf, x_sub, passes=PASSES, fast=False, seed=SEED), seconds),
+                           rounds=sizes.naive_rounds, warmup_rounds=0)
     _check_mc(u, len(x_sub))
-    _record(benchmark, "naive", len(x_test), passes=PASSES, measured_images=len(x_sub))
+    _record(benchmark, "naive", len(x_test), PASSES, seconds, measured_images=len(x_sub),
+            bf16=clf.recipe.bf16_autocast)
 
 
 @pytest.mark.benchmark(group="summary")
-def test_mc_dropout_fast_vs_forward_ratio(benchmark: Any, request: pytest.FixtureRequest,
+def test_mc_dropout_fast_vs_forward_ratio(benchmark: Any, tiny: bool, check_speed: bool,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """Runs after the three benchmarks (file order). A speed target: checked only under
-    --benchmark-only."""
-    if not request.config.getoption("benchmark_only"):
-        pytest.skip("the speed target is checked only in the benchmark run (--benchmark-only)")
+    """Runs after the three benchmarks (file order) and prints the summary. The speed target is checked
+    only under --benchmark-only; under --benchmark-disable the summary comes from single untimed calls at
+    tiny sizes and only says that the benchmarks ran."""
     if "deterministic" not in _RESULTS or "fast" not in _RESULTS:
-        pytest.skip("the deterministic and fast benchmarks did not both run (deselected, failed or --benchmark-disable)")
+        pytest.skip("the deterministic and fast benchmarks did not both run (deselected or failed)")
     det, fast, naive = _RESULTS["deterministic"], _RESULTS["fast"], _RESULTS.get("naive")
     ratio: float = benchmark.pedantic(lambda: fast["best_s"] / det["best_s"], rounds=1)
     median_ratio = fast["median_s"] / det["median_s"]
     info: dict[str, float] = {"fast_over_deterministic": ratio, "fast_over_deterministic_median": median_ratio,
-                              "torch_threads": torch.get_num_threads()}
+                              "torch_threads": torch.get_num_threads(), "bf16_autocast": det["bf16_autocast"]}
     if naive is not None:
         info["naive_over_fast"] = naive["best_s"] / fast["best_s"]
         info["naive_over_fast_median"] = naive["median_s"] / fast["median_s"]
     benchmark.extra_info.update(info)
 
-    lines = ["", f"MC dropout summary, 10,000 CIFAR-10 test images, T={PASSES} (best round; median in brackets; "
+    precision = "bf16 autocast" if det["bf16_autocast"] else "float32"
+    how = "best round; median in brackets" if not tiny else "TINY RUN (no --benchmark-only): not a measurement"
+    scale = f"{naive['measured_images']:,.0f} x{naive['scale']:g}" if naive is not None else ""
+    lines = ["", f"MC dropout summary, {det['images']:,.0f} CIFAR-10 test images, T={PASSES} ({how}; {precision}; "
                  f"torch threads {torch.get_num_threads()})"]
     labels = (("deterministic", "forward, deterministic"), ("fast", f"MC T={PASSES}, fast"),
-              ("naive", f"MC T={PASSES}, naive (1k x10)"))
+              ("naive", f"MC T={PASSES}, naive ({scale})"))
     for name, label in labels:
         if name in _RESULTS:
             r = _RESULTS[name]
@@ -197,7 +244,9 @@ def test_mc_dropout_fast_vs_forward_ratio(benchmark: Any, request: pytest.Fixtur
     with capsys.disabled():
         print("\n".join(lines))
 
+    if not check_speed:
+        return  # the speed target is checked only in the full-size benchmark run (--benchmark-only)
     assert ratio <= MAX_FAST_RATIO, (
         f"MC dropout T={PASSES} (fast path) takes {fast['best_s']:.2f} s, {ratio:.2f} x one deterministic "
-        f"forward pass ({det['best_s']:.2f} s) over the 10,000 test images (target <= {MAX_FAST_RATIO})"
+        f"forward pass ({det['best_s']:.2f} s) over the {det['images']:,.0f} test images (target <= {MAX_FAST_RATIO})"
     )
