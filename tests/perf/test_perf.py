@@ -36,12 +36,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from perf_timing import timed
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -138,16 +139,6 @@ def flops_per_image(train_subset: Split, info: DatasetInfo, spec: SmallCNN, reci
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _timed(fn: Callable[..., Any], seconds: list[float]) -> Callable[..., Any]:
-    """`fn`, appending each call's wall time to `seconds`: under --benchmark-disable (no stats) the one
-    untimed call still gives the summary a number."""
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            seconds.append(time.perf_counter() - t0)
-    return wrapper
 
 
 def _record(benchmark: Any, name: str, images: int, seconds: list[float],
@@ -205,7 +196,7 @@ def _bare_epoch(net: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.l
 def test_cifar10_load_cached(benchmark: Any, cifar10: DatasetSplits, sizes: Sizes) -> None:
     n_images = len(cifar10.train) + len(cifar10.test)  # 60,000
     seconds: list[float] = []
-    data = benchmark.pedantic(_timed(lambda: Cifar10().load(), seconds), rounds=sizes.load_rounds, warmup_rounds=1)
+    data = benchmark.pedantic(timed(lambda: Cifar10().load(), seconds), rounds=sizes.load_rounds, warmup_rounds=1)
     assert data.train.x.shape == cifar10.train.x.shape and data.train.x.dtype == np.uint8
     assert np.array_equal(data.test.y, cifar10.test.y)
     _record(benchmark, "load", n_images, seconds)
@@ -224,7 +215,7 @@ def test_cifar10_load_cached_and_read(benchmark: Any, cifar10: DatasetSplits, si
         return np.array(data.train.x), np.array(data.test.x)  # in-memory copies, uint8
 
     seconds: list[float] = []
-    x_train, x_test = benchmark.pedantic(_timed(load_and_read, seconds), rounds=sizes.load_rounds, warmup_rounds=1)
+    x_train, x_test = benchmark.pedantic(timed(load_and_read, seconds), rounds=sizes.load_rounds, warmup_rounds=1)
     assert np.array_equal(x_test, cifar10.test.x) and x_train.shape == cifar10.train.x.shape
     _record(benchmark, "load_read", n_images, seconds)
 
@@ -247,7 +238,7 @@ def test_train_epoch_harness(benchmark: Any, train_subset: Split, info: DatasetI
         return train_epoch(module, opt, spec, X, Y, order, recipe.batch_size, gen, recipe, scheduler=sched)
 
     seconds: list[float] = []
-    loss = benchmark.pedantic(_timed(epoch, seconds), rounds=sizes.epoch_rounds, warmup_rounds=sizes.warmup_rounds)
+    loss = benchmark.pedantic(timed(epoch, seconds), rounds=sizes.epoch_rounds, warmup_rounds=sizes.warmup_rounds)
     assert np.isfinite(loss)
     _record(benchmark, "harness", len(Y), seconds, flops_per_image, bf16_autocast=float(recipe.bf16_autocast))
 
@@ -273,7 +264,7 @@ def test_train_epoch_bare(benchmark: Any, train_subset: Split, info: DatasetInfo
     gen = torch.Generator().manual_seed(SEED)
 
     seconds: list[float] = []
-    loss = benchmark.pedantic(_timed(_bare_epoch, seconds),
+    loss = benchmark.pedantic(timed(_bare_epoch, seconds),
                               args=(net, opt, sched, X, Y, gen, recipe.batch_size, spec.crop_pad,
                                     recipe.label_smoothing, recipe.bf16_autocast),
                               rounds=sizes.epoch_rounds, warmup_rounds=sizes.warmup_rounds)

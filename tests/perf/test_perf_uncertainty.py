@@ -37,14 +37,14 @@ throw-away BENCH_CACHE_DIR (conftest.cache_env).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from perf_timing import timed
 
 from bench.api import DatasetInfo, DatasetSplits
 from bench.benchmarks.datasets.cifar10 import Cifar10
@@ -118,16 +118,6 @@ def clf(cifar10: DatasetSplits, sizes: Sizes, bf16_autocast: bool) -> Classifier
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _timed(fn: Callable[..., Any], seconds: list[float]) -> Callable[..., Any]:
-    """`fn`, appending each call's wall time to `seconds`: under --benchmark-disable (no stats) the one
-    untimed call still gives the summary a number."""
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            seconds.append(time.perf_counter() - t0)
-    return wrapper
 
 
 def _record(benchmark: Any, name: str, images: int, passes: int, seconds: list[float],
@@ -178,7 +168,7 @@ def _check_mc(u: Uncertainty, n: int) -> None:
 @pytest.mark.benchmark(group=GROUP)
 def test_forward_deterministic(benchmark: Any, clf: Classifier, x_test: np.ndarray, sizes: Sizes) -> None:
     seconds: list[float] = []
-    probs = benchmark.pedantic(_timed(clf.predict_proba, seconds), args=(x_test,), rounds=sizes.rounds,
+    probs = benchmark.pedantic(timed(clf.predict_proba, seconds), args=(x_test,), rounds=sizes.rounds,
                                warmup_rounds=sizes.warmup_rounds)
     assert probs.shape == (len(x_test), NUM_CLASSES)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -188,7 +178,7 @@ def test_forward_deterministic(benchmark: Any, clf: Classifier, x_test: np.ndarr
 @pytest.mark.benchmark(group=GROUP)
 def test_mc_dropout_fast_t50(benchmark: Any, clf: Classifier, x_test: np.ndarray, sizes: Sizes) -> None:
     seconds: list[float] = []
-    u = benchmark.pedantic(_timed(lambda: mc_dropout(clf, x_test, passes=PASSES, fast=True, seed=SEED), seconds),
+    u = benchmark.pedantic(timed(lambda: mc_dropout(clf, x_test, passes=PASSES, fast=True, seed=SEED), seconds),
                            rounds=sizes.rounds, warmup_rounds=sizes.warmup_rounds)
     _check_mc(u, len(x_test))
     _record(benchmark, "fast", len(x_test), PASSES, seconds, bf16=clf.recipe.bf16_autocast)
@@ -201,7 +191,7 @@ def test_mc_dropout_naive_t50_1k_x10(benchmark: Any, clf: Classifier, x_test: np
     x_sub = x_test[: sizes.n_naive]
     assert sizes.n_naive * sizes.naive_scale == len(x_test) and sizes.n_naive % clf.recipe.eval_batch_size == 0
     seconds: list[float] = []
-    u = benchmark.pedantic(_timed(lambda: mc_dropout(clf, x_sub, passes=PASSES, fast=False, seed=SEED), seconds),
+    u = benchmark.pedantic(timed(lambda: mc_dropout(clf, x_sub, passes=PASSES, fast=False, seed=SEED), seconds),
                            rounds=sizes.naive_rounds, warmup_rounds=0)
     _check_mc(u, len(x_sub))
     _record(benchmark, "naive", len(x_test), PASSES, seconds, measured_images=len(x_sub),
