@@ -19,7 +19,7 @@ from bench.registry import STRATEGIES
 from ..method.active import ActiveSynthesis
 
 
-@STRATEGIES.register("random_synthetic", kind="baseline", version=2, synthesises=True, uses_generator=True,
+@STRATEGIES.register("random_synthetic", kind="baseline", version=3, synthesises=True, uses_generator=True,
                       reference=1, control_of="active_synthesis", modalities=("image", "tabular", "vector", "text"))
 @dataclass
 class RandomSynthetic(ActiveSynthesis):

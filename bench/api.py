@@ -140,18 +140,21 @@ class Conditions:
 
 @runtime_checkable
 class TaskView(Protocol):
-    """What a strategy may use of its task (and a metric, as EvalContext.task): a data set cut down to a
-    seeded real-data budget, with its validation split, unused pool, task model and training recipe.
-    bench.task.Task is the implementation the runner builds. The test split is for evaluation only:
-    strategies never read it."""
+    """What a strategy may use of its task: a data set cut down to a seeded real-data budget, with its
+    validation split, unused pool, task model and training recipe. The runner builds a
+    bench.task.Task and hands the strategy its `for_strategy` view (bench.task.StrategyView), which
+    holds no test split: reading `task.test`, `task.data.train` or `task.data.test` raises BenchError,
+    and so does `task.pool.y` unless the strategy registered with `reads_pool_labels=True` (an oracle;
+    its results say so). A metric gets the Task itself (EvalContext.task), which has these members and
+    also `test` (the possibly subsampled official test split) and `data` as the loaded DatasetSplits."""
 
-    data: DatasetSplits  # the data set as loaded: name, modality, classes, schema (and the full splits)
+    data: DatasetInfo  # the data set's facts: name, modality, classes, schema, num_classes (not its splits)
     budget: int | str  # real training examples per class, or "all" / "P%" of the training split
     seed: int  # the cell's seed; every sub-seed derives from it (bench.seeding)
     train: Split  # the real budget
     val: Split  # the validation split, carved from the training split
-    test: Split  # the (possibly subsampled) official test split: evaluation only
-    pool: Split  # unused real training examples, labels hidden by convention (active methods score them)
+    pool: Split  # unused real training examples (active methods score them): `len`, `x`, `groups`, `subset`;
+    #              `y` raises unless the strategy declares reads_pool_labels
     model: Any  # bench.config.NamedSpec: the task model's registered name (.name) and parameters (.params)
     recipe: Any  # bench.config.TrainRecipe: the training recipe (a pydantic model; .model_copy(update=...))
     synthetic: Any  # bench.config.SyntheticSpec (generator, budget_per_class, mix_ratio); None without one
@@ -207,7 +210,8 @@ class StrategyLog(TypedDict, total=False):
     pool_size: int  # loop strategies: pool examples scored each round (count)
     best_epoch: int | None  # the epoch (from 0) whose weights were kept by select_on_val; None: the last
     history: list[dict[str, float]]  # per epoch: train_loss, val_loss (nats), val_accuracy (fraction)
-    generator: dict[str, Any]  # the fitted generator: name, cache key, cached (bool), fit_seconds (seconds)
+    generator: dict[str, Any]  # the fitted generator: name, cache key, cached (bool), and its fit's cost fit_seconds
+    #   (wall seconds) and fit_cpu_seconds (process CPU seconds), also when read from the cache (charged alike)
     privacy: dict[str, Any]  # DP strategies: epsilon, delta, noise_multiplier, steps, ... (privacy spent)
 
 
@@ -225,7 +229,7 @@ class EvalContext:
     """What a metric sees: the task, the returned classifier, its predictions on the test split and the
     synthetic examples the strategy added."""
 
-    task: TaskView
+    task: Any  # the whole bench.task.Task: TaskView's members, plus `test` and `data` (the loaded DatasetSplits)
     classifier: Any  # bench.training.Classifier (or anything with predict_proba)
     y_true: np.ndarray  # test labels, int64 (N,)
     probs: np.ndarray  # predicted test probabilities, float64 (N, C)
@@ -291,7 +295,9 @@ class GeneratorCaps:
 
 @dataclass(frozen=True)
 class StrategyCaps:
-    kind: Literal["baseline", "method"]
+    # "method": what the suite evaluates; "baseline": a competitor; "control": a strategy that isolates one
+    # cause of the method's effect (the same loop with one part swapped out) and is shown in a block of its own.
+    kind: Literal["baseline", "method", "control"]
     version: int = 1
     # Adds synthetic data: needs the suite's `synthetic:` section (budget_per_class, mix_ratio).
     synthesises: bool = False
@@ -313,10 +319,18 @@ class StrategyCaps:
     # Parameters that only this strategy's targeting reads (how generation is aimed): its control may
     # differ from it in these.
     targeting_params: tuple[str, ...] = ()
+    # Reads the labels of the unused pool (an oracle): without it, `task.pool.y` raises. Results say so.
+    reads_pool_labels: bool = False
+    # "positive": a control that must be detected as better than the primary reference when the suite can
+    # see an effect of real data (the power line of the verdict tables); "negative": one that must not come
+    # out better. None: neither.
+    control_role: Literal["positive", "negative"] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("baseline", "method"):
-            raise ValueError(f"kind must be baseline or method, got {self.kind!r}")
+        if self.kind not in ("baseline", "method", "control"):
+            raise ValueError(f"kind must be baseline, method or control, got {self.kind!r}")
+        if self.control_role not in (None, "positive", "negative"):
+            raise ValueError(f"control_role must be positive, negative or None, got {self.control_role!r}")
         if self.uses_generator and not self.synthesises:
             raise ValueError("a strategy that uses the suite's generator synthesises (synthesises=True)")
         _declared(self)

@@ -152,8 +152,12 @@ def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.
                 # Which real examples the cell trained on: strategies of one seed must agree (paired tests).
                 record["real_data"] = {"fingerprint": task.real_fingerprint, "train_examples": len(task.train),
                                        "val_examples": len(task.val), "test_examples": len(task.test)}
+                # The strategy sees its view of the task (bench.task.StrategyView): no test split, and the
+                # pool's labels only if it declares reads_pool_labels, which its result then says.
+                caps = STRATEGIES.caps(cell.strategy.name)
+                record["reads_pool_labels"] = caps.reads_pool_labels
                 strategy = STRATEGIES.build(cell.strategy.name, cell.strategy.params)
-                result = strategy.run(task)
+                result = strategy.run(task.for_strategy(caps))
                 # A log that JSON cannot hold (a set, an object) is an error naming its key, found before the
                 # evaluation rather than when the record is written.
                 log = json_safe(result.log, "strategy_log")
@@ -183,6 +187,7 @@ def run_cell(suite: SuiteConfig, cell: Cell, data: DatasetSplits, device: torch.
         except Exception as exc:  # an error result is a result: never drop a failed cell
             _fail(record, type(exc).__name__, str(exc))
     record["compute"] = {**meter.record(), "phases": phases}
+    record["compute"].update(_charged(record))
     record["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     try:
         encode_result(record)
@@ -229,6 +234,18 @@ def error_record(suite: SuiteConfig, cell: Cell, kind: str, message: str, device
                          "gpu_peak_memory_bytes": None, "gpu_hours": None, "phases": {}}
     record["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return record
+
+
+def _charged(record: dict[str, Any]) -> dict[str, float]:
+    """The cell's CPU seconds with the suite's shared generator charged in full, whether this cell fitted it
+    or read it from the cache (strategy_log.generator's fit_cpu_seconds): every strategy that samples one
+    generator pays for it alike, whichever ran first. Empty for a cell that samples none."""
+    fit = (record.get("strategy_log") or {}).get("generator") or {}
+    cost = fit.get("fit_cpu_seconds")
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool):
+        return {}
+    cpu = record["compute"]["cpu_seconds"] - (0.0 if fit.get("cached") else float(cost))  # the cell's own work
+    return {"generator_fit_cpu_seconds": float(cost), "charged_cpu_seconds": max(0.0, cpu) + float(cost)}
 
 
 def _fail(record: dict[str, Any], kind: str, message: str) -> None:

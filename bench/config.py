@@ -63,6 +63,11 @@ MAX_BATCH = 2**20  # examples in a training or evaluation batch (a million)
 MAX_EPOCHS = 100_000  # training epochs
 MAX_SYNTHETIC_PER_CLASS = 100_000  # synthetic examples per class a strategy may add in all
 MAX_VERSION = 2**31 - 1  # a suite's version (an int32: what every JSON reader holds exactly)
+# Margin of practical equivalence of the verdicts (bench.stats), in points of the primary metric (0.01 of
+# it: a percentage point for accuracy). Above 50 points half of a [0, 1] metric's range would count as
+# "no practical difference", which is a mistake, not a margin.
+DEFAULT_EQUIVALENCE_MARGIN = 1.0
+MAX_EQUIVALENCE_MARGIN = 50.0
 # The YAML tags a suite may use (the plain scalars, sequences and mappings of YAML 1.1, and the merge key
 # `<<`); others (!!set, !!binary, !!timestamp, !!python/...) build values the schema does not describe.
 PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge"))
@@ -241,6 +246,11 @@ class SuiteConfig(_Strict):
     # synthetic-quality metrics can be recomputed by `bench rescore`; `bench run --keep-synthetic` sets
     # it. Not part of the config hash either: it changes what is stored, not what a cell computes.
     keep_synthetic: bool = False
+    # Points of the primary metric within which a strategy counts as `equivalent` to a reference: the 90% CI
+    # of their paired difference lies inside ±this (TOST, bench.stats). A finite number written as one (not
+    # true or '1'), above 0, at most MAX_EQUIVALENCE_MARGIN. Not part of the config hash either: it changes
+    # how results are judged (the leaderboard reads it from the registered suite file), not what a cell computes.
+    equivalence_margin: float = Field(DEFAULT_EQUIVALENCE_MARGIN, strict=True, gt=0, le=MAX_EQUIVALENCE_MARGIN)
     preset: Slug = DEFAULT_PRESET  # filled in by load_suite; not written in the file
 
     @field_validator("datasets", "metrics", "strategies", mode="before")

@@ -89,8 +89,9 @@ def fitted_generator(task: TaskView, name: str, params: dict[str, Any], real: Sp
                      info: DatasetInfo | None = None) -> tuple[Any, dict[str, Any]]:
     """The generator `name` fitted on the task's real budget (or on `real`, another view of it, such as
     text embeddings, described by `info`): loaded from the cache when a signed entry is present, else
-    fitted and stored. Returns it with a log record (key, whether it came from the cache, and the fit's
-    wall seconds when it was fitted now)."""
+    fitted and stored. Returns it with a log record: the key, whether it came from the cache, and the
+    fit's cost (`fit_seconds` wall, `fit_cpu_seconds` of the process, all threads) whether it was fitted
+    now or by an earlier cell, so that every strategy sampling it can be charged the same fit."""
     generator = GENERATORS.build(name, params)
     real = task.train if real is None else real
     key = generator_key(name, generator, task.data.name, task.budget, task.seed, real)
@@ -101,24 +102,25 @@ def fitted_generator(task: TaskView, name: str, params: dict[str, Any], real: Sp
     if secret is not None and path.exists():
         cached = _load_signed(path, key, secret)
         if cached is not None:
+            fitted, cost = cached
             if follow_task:
-                cached.device = task.device
-            return cached, {"name": name, "key": key, "cached": True}
+                fitted.device = task.device
+            return fitted, {"name": name, "key": key, "cached": True, **cost}
     if follow_task:
         generator.device = task.device
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     generator.fit(real, task.info if info is None else info, task.seed)
-    seconds = time.perf_counter() - start
+    cost = {"fit_seconds": time.perf_counter() - start, "fit_cpu_seconds": time.process_time() - cpu}
     if secret is not None:
-        _store_signed(path, key, secret, generator)
-    return generator, {"name": name, "key": key, "cached": False, "fit_seconds": seconds}
+        _store_signed(path, key, secret, generator, cost)
+    return generator, {"name": name, "key": key, "cached": False, **cost}
 
 
-def _store_signed(path: Path, key: str, secret: bytes, generator: Any) -> None:
-    """Pickle, sign and write `generator` to `path`; where it cannot be pickled or written, say so
-    (the run goes on with the generator in memory)."""
+def _store_signed(path: Path, key: str, secret: bytes, generator: Any, cost: dict[str, float]) -> None:
+    """Pickle, sign and write `generator` with its fit's cost to `path`; where it cannot be pickled or
+    written, say so (the run goes on with the generator in memory)."""
     try:
-        payload = pickle.dumps(generator, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps({"generator": generator, "fit": cost}, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a lock, a lambda, a local class
         warn_cache(f"fitted generator {type(generator).__name__} cannot be pickled ({type(exc).__name__}: {exc}): "
                    "it is refitted in every cell; make its fitted state picklable (__getstate__) to cache it")
@@ -137,9 +139,9 @@ def _tag(secret: bytes, key: str, payload: bytes) -> bytes:
     return mac.digest()
 
 
-def _load_signed(path: Path, key: str, secret: bytes) -> Any:
-    """The generator in the entry at `path` if its signature verifies and it unpickles; else None,
-    with one warning naming the file."""
+def _load_signed(path: Path, key: str, secret: bytes) -> tuple[Any, dict[str, float]] | None:
+    """The generator in the entry at `path` and its fit's cost, if its signature verifies and it
+    unpickles; else None, with one warning naming the file."""
     try:
         blob = path.read_bytes()
     except OSError as exc:
@@ -152,9 +154,13 @@ def _load_signed(path: Path, key: str, secret: bytes) -> Any:
             reason = "has a signature that does not match (damaged, truncated, or not written by this user)"
         else:
             try:
-                return pickle.loads(blob[head:])  # signed by this user's key: bytes this harness wrote
+                entry = pickle.loads(blob[head:])  # signed by this user's key: bytes this harness wrote
             except Exception as exc:  # noqa: BLE001  # an outdated class, a missing package: refit
                 reason = f"no longer loads ({type(exc).__name__}: {exc})"
+            else:
+                if isinstance(entry, dict) and entry.keys() == {"generator", "fit"}:
+                    return entry["generator"], entry["fit"]
+                reason = "holds no fit cost (written by an older version)"
     warn_cache(f"generator cache entry {path} {reason}: ignored; refitting and overwriting it")
     return None
 

@@ -628,6 +628,12 @@ class Result(Mapping[str, Any]):
     def test_examples(self) -> int | None:
         return (self.real_data or {}).get("test_examples")
 
+    @property
+    def reads_pool_labels(self) -> bool:
+        """The strategy was given the unused pool's labels (an oracle: StrategyCaps.reads_pool_labels);
+        false where the record lacks the field (older results: no strategy was given them)."""
+        return bool(self.record.get("reads_pool_labels", False))
+
     # Provenance (`code`: required by the schema; a record made in memory may lack it).
     @property
     def git_commit(self) -> str | None:

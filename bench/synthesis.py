@@ -84,7 +84,8 @@ def embedded_examples(split: Split) -> Split:
 
 def pool_split(task: TaskView, which: str, size: int | None, seed: int) -> Split:
     """The real examples a strategy may draw seeds from or score: the unused real training examples
-    (`unlabeled`, labels never read) or the validation split, as a seeded subsample of at most `size`."""
+    (`unlabeled`: in a strategy's view their labels raise, bench.task.UnlabelledSplit) or the validation
+    split, as a seeded subsample of at most `size`."""
     pool = task.pool if which == "unlabeled" else task.val
     if len(pool) == 0:
         raise BenchError(f"the {which} pool is empty (a budget of 'all' leaves no unused training examples): "

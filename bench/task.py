@@ -12,6 +12,11 @@ takes one of three forms (bench.config.check_budget):
   "P%"        the validation split as for "all", then P% of each class's remaining examples (rounded)
               the budget: stratified, so the budget keeps the natural class balance; the rest is the pool.
 Strategies of one comparison therefore see the very same real data.
+
+A strategy never receives the Task itself but its `for_strategy` view (StrategyView, what
+bench.api.TaskView states): no test split, the data set's facts instead of its loaded splits, and the
+pool without its labels unless the strategy registered with `reads_pool_labels=True` (an oracle).
+Reading what the view withholds raises BenchError. The evaluator (bench.cells) keeps the Task.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.api import DatasetInfo, DatasetSplits, Split
+from bench.api import DatasetInfo, DatasetSplits, Split, StrategyCaps
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe, budget_share
 from bench.errors import BenchError
 from bench.registry import MODELS
@@ -76,9 +81,93 @@ def _share_indices(y: np.ndarray, share: float, val_per_class: int, seed: int, b
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+TEST_HIDDEN = "strategies may not read the test split: only the evaluator sees it"
+SPLITS_HIDDEN = ("strategies may not read the loaded data set's splits (task.data.train, task.data.test): "
+                 "use task.train, task.val and task.pool")
+POOL_LABELS_HIDDEN = ("strategies may not read the pool's labels (task.pool.y): a strategy that needs them is an "
+                      "oracle and registers with reads_pool_labels=True")
+
+
+class UnlabelledSplit(Split):
+    """The pool as a strategy sees it: inputs, sensitive attributes, length and subsets, and no labels at
+    all (it holds none): reading `y` raises BenchError, so do `concat` and anything else that reads it."""
+
+    def __init__(self, x: Any, n: int, groups: dict[str, np.ndarray] | None = None) -> None:
+        self.x, self.groups, self._n = x, dict(groups or {}), n
+
+    @classmethod
+    def of(cls, split: Split) -> "UnlabelledSplit":
+        return cls(split.x, len(split), split.groups)
+
+    @property
+    def y(self) -> np.ndarray:
+        raise BenchError(POOL_LABELS_HIDDEN)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"UnlabelledSplit({self._n} examples, labels hidden)"
+
+    def subset(self, idx: np.ndarray) -> "UnlabelledSplit":
+        n = len(np.arange(self._n)[idx])  # idx may be indices or a boolean mask
+        return UnlabelledSplit(self.x[idx], n, {k: v[idx] for k, v in self.groups.items()})
+
+
+class DatasetFacts(DatasetInfo):
+    """The data set as a strategy sees it (TaskView.data): name, modality, classes, schema and
+    num_classes, never the loaded splits: reading `train` or `test` raises BenchError."""
+
+    @property
+    def train(self) -> Split:
+        raise BenchError(SPLITS_HIDDEN)
+
+    @property
+    def test(self) -> Split:
+        raise BenchError(TEST_HIDDEN)
+
+
+@dataclass(frozen=True)
+class StrategyView:
+    """What a strategy may use of its task (bench.api.TaskView), built by Task.for_strategy: the Task's
+    fields less the test split, with the data set's facts for `data` and the pool's labels only for a
+    strategy that declares reads_pool_labels. Reading `test` raises BenchError."""
+
+    data: DatasetFacts
+    budget: int | str  # real training examples per class, or "all" / "P%" of the training split
+    seed: int
+    train: Split
+    val: Split
+    pool: Split  # unused real training examples: an UnlabelledSplit unless the strategy reads pool labels
+    model: NamedSpec
+    recipe: TrainRecipe
+    synthetic: SyntheticSpec | None = None
+    device: str = "cpu"
+    quiet: bool = True
+
+    @property
+    def test(self) -> Split:
+        raise BenchError(TEST_HIDDEN)
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    @property
+    def info(self) -> DatasetInfo:
+        """The data set's facts that models and generators receive (classes, modality, table schema)."""
+        return DatasetInfo(self.data.name, self.data.modality, self.data.classes, self.data.schema)
+
+    def fit(self, train: Split | None = None, *, seed: int | None = None, recipe: TrainRecipe | None = None,
+            label: str = "train", **options: Any):
+        """As Task.fit."""
+        return _fit(self, train, seed, recipe, label, options)
+
+
 @dataclass
 class Task:
-    """Everything a strategy may use (what bench.api.TaskView states); the test split is for evaluation only."""
+    """The whole task, as the evaluator holds it: the loaded data set and the test split included.
+    Strategies receive `for_strategy`'s view (bench.api.TaskView) instead; metrics get the Task."""
 
     data: DatasetSplits
     budget: int | str  # real training examples per class, or "all" / "P%" of the training split
@@ -86,7 +175,7 @@ class Task:
     train: Split
     val: Split
     test: Split
-    pool: Split  # unused real training examples, labels hidden by convention (active methods score them)
+    pool: Split  # unused real training examples (active methods score them; strategies see no labels)
     model: NamedSpec
     recipe: TrainRecipe
     synthetic: SyntheticSpec | None = None  # generator, synthetic budget and mixing ratio, if the suite has them
@@ -133,15 +222,29 @@ class Task:
         """The data set's facts that models and generators receive (classes, modality, table schema)."""
         return DatasetInfo.of(self.data)
 
+    def for_strategy(self, caps: StrategyCaps) -> StrategyView:
+        """What the strategy registered with `caps` may use: no test split, the data set's facts only, and
+        the pool's labels only where it declares reads_pool_labels."""
+        pool = self.pool if caps.reads_pool_labels else UnlabelledSplit.of(self.pool)
+        return StrategyView(data=DatasetFacts.of(self.data), budget=self.budget, seed=self.seed, train=self.train,
+                            val=self.val, pool=pool, model=self.model, recipe=self.recipe, synthetic=self.synthetic,
+                            device=self.device, quiet=self.quiet)
+
     def fit(self, train: Split | None = None, *, seed: int | None = None, recipe: TrainRecipe | None = None,
             label: str = "train", **options: Any):
         """Train the task model on `train` (default: the real budget) with the task's recipe (or
         `recipe`); `options` go to bench.training.fit_classifier (sample_weight, teacher, kl_weight, init)."""
-        from bench.training import fit_classifier
+        return _fit(self, train, seed, recipe, label, options)
 
-        spec = MODELS.build(self.model.name, self.model.params)
-        return fit_classifier(
-            spec, recipe or self.recipe, train if train is not None else self.train,
-            self.val, self.info, device=self.device, seed=self.seed if seed is None else seed,
-            quiet=self.quiet, label=label, **options,
-        )
+
+def _fit(task: Task | StrategyView, train: Split | None, seed: int | None, recipe: TrainRecipe | None, label: str,
+         options: dict[str, Any]):
+    """Task.fit and StrategyView.fit: the task model selected on the task's validation split."""
+    from bench.training import fit_classifier
+
+    spec = MODELS.build(task.model.name, task.model.params)
+    return fit_classifier(
+        spec, recipe or task.recipe, train if train is not None else task.train,
+        task.val, task.info, device=task.device, seed=task.seed if seed is None else seed,
+        quiet=task.quiet, label=label, **options,
+    )

@@ -28,23 +28,33 @@ Every round's |U_tau|, mean score, synthetic count, validation accuracy and loss
 `guidance: false` is the control (registered as `random_synthetic`): the very same loop with the seeds
 drawn uniformly from the pool instead of from U_tau. Everything else is shared: the labelling rule
 (the model's predictive distribution on each seed), the strength, the generator, the count per round,
-the rounds, retraining and selection. For tables it conditions on the labels alone: column values
-over-represented in U_tau (`attributes`) and conditions chosen by Bayesian optimisation (`bo`) are
-the targeting, and without guidance there is none.
+the rounds, retraining and selection, and the random numbers (bench.seeding: f_0 is the real_only
+model of the seed, and each round draws its labels and samples from streams of their own). For tables
+both condition each seed row on the highest-lift value over-represented in U_tau that it carries, so
+the control conditions on those values at their pool rates; Bayesian optimisation of the conditions
+(`bo`) is targeting, and the control of `bo` is that same attribute rule. Text sampling scaled by the
+seed's uncertainty (`scale_sampling`) is targeting too and off by default.
+
+Seeds are drawn without replacement when the round needs no more than there are candidates. The loop
+may stop before it has drawn its whole synthetic budget (convergence, an empty region): the result's
+log then says so (`budget_unspent_because`), and `synthetic_in_returned_model` counts the synthetic
+examples the returned round trained on (0 when round 0 is returned).
+
+The controls in baselines/controls.py are this loop with what a round adds swapped out (`supply`).
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from bench.api import Conditions, Split, StrategyResult, TaskView
 from bench.errors import BenchError
 from bench.registry import STRATEGIES
-from bench.seeding import Stream, member_seed, round_seed, stream_rng
+from bench.seeding import LoopPart, Stream, loop_seed, round_seed, stream_rng
 from bench.synthesis import SynthesisStrategy, concat, empty_like, mix_weights, pool_split
 from bench.training import selection_key
 
@@ -71,10 +81,10 @@ def uncertain_prompts(template: str, classes: list[str], labels: np.ndarray, pro
 
 # Parameters that only guidance reads (how generation is aimed at U_tau): the control, random_synthetic,
 # ignores them, so the two may differ in these (bench validate warns about any other difference).
-TARGETING_PARAMS = ("guidance", "targeting", "min_lift", "bo_trials", "bo_probe", "bo_keep")
+TARGETING_PARAMS = ("guidance", "targeting", "min_lift", "bo_trials", "bo_probe", "bo_keep", "scale_sampling")
 
 
-@STRATEGIES.register("active_synthesis", kind="method", version=2, synthesises=True, uses_generator=True,
+@STRATEGIES.register("active_synthesis", kind="method", version=3, synthesises=True, uses_generator=True,
                       modalities=("image", "tabular", "vector", "text"), targeting_params=TARGETING_PARAMS)
 @dataclass
 class ActiveSynthesis(SynthesisStrategy):
@@ -103,6 +113,9 @@ class ActiveSynthesis(SynthesisStrategy):
     bo_trials: int = 20  # bo: TPE trials per round, each generating `bo_probe` rows
     bo_probe: int = 32
     bo_keep: int = 5  # bo: the round's rows are shared among this many best conditions
+    scale_sampling: bool = False  # seeds: pass each seed's score / tau to the generator (Conditions.uncertainty),
+    #   which text generators turn into a higher temperature for more uncertain seeds; targeting (the control
+    #   never passes it), so off by default: method and control then sample every seed by one rule
     prompt_template: str | None = None  # uncertainty-conditioned prompts for text-conditioned generators, e.g.
     #   "a photo of a {label} that looks like a {confuser}": label = the target class, confuser = the seed's most
     #   probable other class; None: no prompts (generators use their class prompts)
@@ -139,13 +152,19 @@ class ActiveSynthesis(SynthesisStrategy):
     def fit_round(self, task: TaskView, round_: int, **options: Any) -> list[Any]:
         """The round's model(s): one, or the ensemble's members (independently seeded)."""
         k = self.members if self.uncertainty == "ensemble" else 1
-        return [task.fit(seed=member_seed(task.seed, round_, m), label=f"round {round_} member {m}"
+        return [task.fit(seed=loop_seed(task.seed, round_, m), label=f"round {round_} member {m}"
                          if k > 1 else f"round {round_}", **options) for m in range(k)]
+
+    # What a round adds to the training data. The controls (baselines/controls.py) are this loop with one
+    # part swapped out through these: no examples, real pool examples, copies of the seeds, or generated
+    # examples with permuted labels.
+    samples_generator: ClassVar[bool] = True  # fits and samples the suite's generator
+    reads_pool_labels: ClassVar[bool] = False  # an oracle: adds pool examples with their true labels
+    adds: ClassVar[str] = "generated examples"  # what a round adds, as the result's log says
 
     def run(self, task: TaskView) -> StrategyResult:
         mix = self.mix(task)
-        generator, gen_log = self.fitted_generator(task)
-        rng = stream_rng(task.seed, Stream.SYNTHESIS_LOOP)
+        generator, gen_log = self.fitted_generator(task) if self.samples_generator else (None, None)
         total = self.total(task)
         per_round = math.ceil(total / self.max_rounds)
         pool = pool_split(task, self.pool, self.pool_size, task.seed)
@@ -154,7 +173,7 @@ class ActiveSynthesis(SynthesisStrategy):
         start = time.perf_counter()
         models = self.fit_round(task, 0)
         rounds = [self._round_log(task, 0, models, 0, None, start)]
-        synthetic, sizes, threshold, stop = empty_like(task.train), [], None, "max_rounds"
+        synthetic, sizes, threshold, stop, spent = empty_like(task.train), [], None, "max_rounds", 0
         candidates: list[tuple[int, list[Any]]] = [(0, models)]  # (round, its model(s)); f_0 competes
         for r in range(1, self.max_rounds + 1):
             start = time.perf_counter()
@@ -170,17 +189,20 @@ class ActiveSynthesis(SynthesisStrategy):
                 rounds.append({"round": r, **scoring, "stopped": True})
                 stop = "converged"
                 break
-            n = min(per_round, total - len(synthetic))
+            n = min(per_round, total - spent)
             if n <= 0 or len(region) == 0:
                 rounds.append({"round": r, **scoring, "stopped": True})
                 stop = "budget spent" if n <= 0 else "empty region"
                 break
-            chosen = rng.choice(region, n) if self.guidance else rng.choice(len(pool), n)
-            labels = draw_labels(u.mean_probs[chosen], self.label_mode, rng)
-            conditions, scoring["targeting"] = self.conditions(task, generator, models, r, pool, region, chosen, labels,
-                                                              u, rng, threshold)
-            new = generator.sample(len(conditions.labels), conditions, rng)
-            labels = conditions.labels
+            # One stream per round and part (bench.seeding): the method and its controls draw the same
+            # uniforms for the labels and the samples whatever seeds they chose.
+            draws = {part: stream_rng(task.seed, Stream.SYNTHESIS_LOOP, r, part) for part in LoopPart}
+            candidates_ = region if self.guidance else np.arange(len(pool))
+            chosen = draws[LoopPart.SEEDS].choice(candidates_, n, replace=n > len(candidates_))
+            labels = draw_labels(u.mean_probs[chosen], self.label_mode, draws[LoopPart.LABELS])
+            new, scoring["targeting"] = self.supply(task, generator, models, r, pool, region, chosen, labels, u, draws,
+                                                    threshold)
+            spent += n
             synthetic = concat(synthetic, new)
             teacher = np.full((len(task.train) + len(synthetic), task.num_classes), np.nan)
             teacher[: len(task.train)] = np.mean([m.predict_proba(task.train.x) for m in models], axis=0)
@@ -188,16 +210,31 @@ class ActiveSynthesis(SynthesisStrategy):
                                     sample_weight=mix_weights(task.train.y, synthetic.y, mix),
                                     teacher=teacher, kl_weight=self.kl_weight,
                                     init=models[0].module if self.warm_start and len(models) == 1 else None)
-            rounds.append(self._round_log(task, r, models, len(synthetic), scoring, start, new_labels=labels))
+            rounds.append(self._round_log(task, r, models, len(synthetic), scoring, start, new_labels=np.asarray(new.y)))
             candidates.append((r, models))
         chosen_round, models, why = self.select_round(task, rounds, candidates)
         clf = models[0] if len(models) == 1 else EnsembleClassifier(models)
-        return StrategyResult(clf, synthetic=synthetic, log={
+        kept = next(log["synthetic_total"] for log in rounds if log["round"] == chosen_round and "synthetic_total" in log)
+        log = {
             "real_examples": len(task.train), "synthetic_examples": len(synthetic), "synthetic_budget": total,
-            "mix_ratio": mix, "seeds_from": "U_tau" if self.guidance else "pool", "rounds": rounds,
-            "stopped_because": stop, "returned_round": chosen_round, "returned_because": why,
-            "pool_size": len(pool), "generator": gen_log,
-        })
+            "synthetic_in_returned_model": kept, "mix_ratio": mix, "seeds_from": "U_tau" if self.guidance else "pool",
+            "adds": self.adds, "pool_labels_read": self.reads_pool_labels, "rounds": rounds,
+            "stopped_because": stop, "returned_round": chosen_round, "returned_because": why, "pool_size": len(pool),
+        }
+        if spent < total:
+            log["budget_unspent_because"] = (f"{spent} of {total} synthetic examples drawn: the loop stopped at round "
+                                             f"{rounds[-1]['round']} ({stop})")
+        if gen_log is not None:
+            log["generator"] = gen_log
+        return StrategyResult(clf, synthetic=synthetic, log=log)
+
+    def supply(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
+               chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, draws: dict[LoopPart, np.random.Generator],
+               threshold: float) -> tuple[Split, dict[str, Any]]:
+        """The round's new training examples (labels in `.y`) and a log of how they were aimed: here the
+        generator's samples under the round's conditions."""
+        conditions, targeting = self.conditions(task, generator, models, r, pool, region, chosen, labels, u, threshold)
+        return generator.sample(len(conditions.labels), conditions, draws[LoopPart.SAMPLES]), targeting
 
     def select_round(self, task: TaskView, rounds: list[dict[str, Any]], candidates: list[tuple[int, list[Any]]]
                      ) -> tuple[int, list[Any], str]:
@@ -216,28 +253,30 @@ class ActiveSynthesis(SynthesisStrategy):
                            f"(select_round_on_val): accuracy {best['val_accuracy']:.4f}, loss {best['val_loss']:.4f}")
 
     def conditions(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
-                   chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, rng: np.random.Generator,
-                   threshold: float | None = None) -> tuple[Conditions, dict[str, Any]]:
+                   chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, threshold: float | None = None
+                   ) -> tuple[Conditions, dict[str, Any]]:
         """The round's generation conditions, aimed at U_tau as `targeting` says, with a log of them. With
-        seeds, each seed's score relative to `threshold` (tau) goes along (Conditions.uncertainty)."""
+        seeds and scale_sampling, each seed's score relative to `threshold` (tau) goes along
+        (Conditions.uncertainty)."""
         targeting = self.targeting if self.targeting != "auto" else ("attributes" if task.data.schema is not None else "seeds")
         if targeting == "seeds":
             prompts = None if self.prompt_template is None else uncertain_prompts(
                 self.prompt_template, task.data.classes, labels, u.mean_probs[chosen])
-            relative = u.score(self.score)[chosen] / threshold if threshold else None
+            # Sampling scaled by each seed's uncertainty is targeting (TARGETING_PARAMS): the control samples
+            # every seed alike, so with scale_sampling off the two differ in nothing but their seeds.
+            relative = u.score(self.score)[chosen] / threshold if self.scale_sampling and self.guidance and threshold else None
             return (Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength, prompts=prompts,
                                uncertainty=relative), {"kind": "seeds"})
         schema = task.data.schema
         if schema is None:
             raise BenchError(f"targeting {targeting!r} needs a table (a data set with a schema)")
-        if not self.guidance:
-            # The control: column values over-represented in U_tau and conditions chosen by Bayesian
-            # optimisation are the targeting; without it, the seeds' labels alone (drawn as with guidance).
-            return Conditions(labels=labels), {"kind": "labels", "targeting": "none (guidance off)"}
+        # The column values over-represented in U_tau; each seed row is conditioned on the highest-lift one it
+        # carries. The control applies the same rule to its uniformly drawn seeds, so the values it conditions
+        # on occur at their pool rates: the two differ only in where the seeds come from.
         targets = overrepresented(schema, pool.x, region, self.min_lift)
         named = [f"{t.column}={schema.column(t.column).categories[t.code]} (lift {t.lift:.2f}, {t.count} rows)"
                  for t in targets]
-        if targeting == "attributes":
+        if targeting == "attributes" or not self.guidance:
             attrs = attribute_conditions(schema, np.asarray(pool.x)[chosen], targets)
             return Conditions(labels=labels, attributes=attrs), {"kind": "attributes", "targets": named}
 

@@ -66,11 +66,13 @@ def view_members() -> set[str]:
 
 
 def test_the_task_provides_what_the_task_view_promises(tiny_task):
-    assert view_members() >= {"data", "seed", "train", "val", "test", "pool", "fit", "num_classes", "info"}
-    assert isinstance(tiny_task, TaskView)
-    missing = [m for m in sorted(view_members()) if not hasattr(tiny_task, m)]
-    assert missing == []
-    assert callable(tiny_task.fit) and tiny_task.num_classes == 3 and tiny_task.info.num_classes == 3
+    assert view_members() >= {"data", "seed", "train", "val", "pool", "fit", "num_classes", "info"}
+    assert "test" not in view_members()  # strategies never see the test split (tests/test_task_view.py)
+    for task in (tiny_task, tiny_task.for_strategy(api.StrategyCaps(kind="baseline"))):
+        assert isinstance(task, TaskView)
+        missing = [m for m in sorted(view_members()) if not hasattr(task, m)]
+        assert missing == []
+        assert callable(task.fit) and task.num_classes == 3 and task.info.num_classes == 3
 
 
 def test_each_contract_type_is_stated_once_and_the_old_strategy_path_still_names_it():

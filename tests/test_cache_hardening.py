@@ -561,3 +561,12 @@ def test_a_changed_embedding_row_is_encoded_again_with_a_warning(cache, monkeypa
         warnings.simplefilter("error", CacheWarning)
         assert np.array_equal(enc.embed(texts), good) and FakeEncoder.calls == 3
     enc._store.cache_clear()
+
+
+def test_a_cached_generator_carries_the_cost_of_its_fit(cache, tiny_task):
+    """Every strategy that samples a shared generator is charged its fit alike, cached or not."""
+    _, fitted = _fit(tiny_task)
+    _, cached = _fit(tiny_task)
+    assert (fitted["cached"], cached["cached"]) == (False, True)
+    assert fitted["fit_cpu_seconds"] > 0 and fitted["fit_seconds"] > 0
+    assert (cached["fit_seconds"], cached["fit_cpu_seconds"]) == (fitted["fit_seconds"], fitted["fit_cpu_seconds"])

@@ -83,3 +83,16 @@ def test_a_pool_worker_loads_numpy_and_torch_only_after_its_thread_settings():
     code = "import sys, bench.executors; print(sorted({'numpy', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_a_shared_generator_fit_is_charged_alike_to_every_cell_that_samples_it():
+    from bench.cells import _charged
+
+    def record(cached: bool, cpu: float) -> dict:
+        return {"strategy_log": {"generator": {"cached": cached, "fit_cpu_seconds": 5.0}},
+                "compute": {"cpu_seconds": cpu}}
+
+    fitted_here = _charged(record(False, 12.0))  # 5 s of the 12 were the fit
+    read_from_cache = _charged(record(True, 7.0))  # the same work, the fit read from the cache
+    assert fitted_here == read_from_cache == {"generator_fit_cpu_seconds": 5.0, "charged_cpu_seconds": 12.0}
+    assert _charged({"strategy_log": {}, "compute": {"cpu_seconds": 3.0}}) == {}

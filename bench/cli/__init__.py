@@ -1,5 +1,5 @@
 """The `bench` command: the parser assembled from one module per command (bench/cli/run.py, rescore.py,
-leaderboard.py, stats.py, report.py, ls.py, validate.py, compare.py, fid.py: each `add_parser(subparsers)`
+leaderboard.py, stats.py, plan.py, report.py, ls.py, validate.py, compare.py, fid.py: each `add_parser(subparsers)`
 and `cmd(args)`; the argument types they share are in bench/cli/arguments.py), and `main`.
 
 A command module imports only the standard library (and bench.errors) at the top; torch, the plug-ins
@@ -15,12 +15,12 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-from bench.cli import compare, fid, leaderboard, ls, report, rescore, run, stats, validate
+from bench.cli import compare, fid, leaderboard, ls, plan, report, rescore, run, stats, validate
 from bench.errors import BenchError
 
 # One module per command, each with `add_parser(subparsers)` and `cmd(args)`, in the order of `bench --help`.
 COMMANDS: dict[str, ModuleType] = {"run": run, "rescore": rescore, "leaderboard": leaderboard, "stats": stats,
-                                   "report": report, "ls": ls, "validate": validate, "compare": compare, "fid": fid}
+                                   "plan": plan, "report": report, "ls": ls, "validate": validate, "compare": compare, "fid": fid}
 
 
 class _Parser(argparse.ArgumentParser):

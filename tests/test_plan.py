@@ -1,0 +1,59 @@
+"""`bench plan`: the seeds and CPU-hours to detect an effect, from the variance and cost of cells run."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import stats
+from bench.cli import main
+from bench.cli.plan import make_plan
+from bench.config import load_suite
+
+from test_stats import put, record
+
+# Differences active_synthesis - real_only of 1, 3, 2 points: SD 1 point.
+DIFFS = [0.01, 0.03, 0.02]
+
+
+def smoke_results(root: Path, cpu: dict[str, float]) -> None:
+    suite = load_suite("smoke")
+    for seed, d in enumerate(DIFFS):
+        for strategy, value in (("real_only", 0.5), ("active_synthesis", 0.5 + d), ("random_synthetic", 0.5)):
+            r = record(strategy, seed, value, suite="smoke", dataset="cifar10", budget=10)
+            r["suite"]["version"] = suite.version
+            r["compute"]["cpu_seconds"] = cpu.get(strategy, 1.0)
+            put(root, r)
+
+
+def test_the_plan_sizes_seeds_from_the_paired_sd_and_costs_them(tmp_path):
+    smoke_results(tmp_path, {"real_only": 10.0, "active_synthesis": 100.0, "random_synthetic": 60.0})
+    plan = make_plan(tmp_path, load_suite("smoke"), effect_points=2.0)
+    by_ref = {c["reference"]: c for c in plan["comparisons"]}
+    vs_real = by_ref["real_only"]
+    assert vs_real["pairs"] == 3 and vs_real["sd"] == pytest.approx(1.0)
+    assert vs_real["seeds"] == stats.seeds_needed(2.0, 1.0) and vs_real["mde"] == pytest.approx(stats.mde(1.0, 3))
+    # The controls and smote have no cells: the loop's strategies are costed as the mean of those that ran.
+    loop_mean = (100.0 + 60.0) / 2
+    assert plan["cost"]["loop_real_only"] == pytest.approx(loop_mean) and "loop_real_only" in plan["estimated"]
+    assert plan["cost"]["smote"] is None and plan["cost"]["real_only"] == 10.0
+
+
+def test_identical_models_are_left_out_of_the_plan(tmp_path, capsys):
+    smoke_results(tmp_path, {})
+    # random_synthetic equals real_only in every seed: identical, no variance to size from
+    plan = make_plan(tmp_path, load_suite("smoke"), effect_points=2.0)
+    same = next(c for c in plan["comparisons"] if c["reference"] == "random_synthetic")
+    assert not same["identical"]  # active differs from random_synthetic
+    assert main(["plan", "--suite", "smoke", "--results", str(tmp_path), "--effect", "2"]) == 0
+    out = capsys.readouterr().out
+    needed = stats.seeds_needed(2.0, 1.0)
+    assert f"plan: {needed} seeds to detect 2 points" in out
+    hours = needed * (1.0 * 3 + (1.0 + 1.0) / 2 * 5) / 3600  # 3 strategies ran (1 s each), 5 controls estimated
+    assert f"about {hours:.1f} CPU-hours" in out and not math.isnan(hours)
+
+
+def test_a_suite_without_results_is_a_clear_error(tmp_path):
+    with pytest.raises(Exception, match="no results of suite 'smoke'"):
+        make_plan(tmp_path, load_suite("smoke"), effect_points=2.0)
