@@ -7,10 +7,15 @@ Each metric cell is the mean ± sample standard deviation over the seeds whose s
 primary metric also gets a 95% confidence interval of the mean (Student's t with n-1 degrees of
 freedom; undefined for a single seed). Compute columns are means per cell.
 
+The per-strategy table also shows the synthetic examples in the model each strategy returned (for a
+loop strategy those of its returned round, not every example it generated) and, for loop strategies, in
+how many seeds the returned model kept synthetic data; the metric table gives the round returned per seed.
+
 After the tables of each (suite, version, preset) comes its verdict table: every strategy against
 each reference (the strategies whose capabilities declare a `reference` rank), paired by seed
-(`bench.stats`); at the end, the wins table counts per strategy the comparisons against the primary
-reference it wins and loses.
+(`bench.stats`), opened by the power check of the positive control and the equivalence margin, with the
+controls (strategies of kind "control") in a block of their own; at the end, the wins table counts per
+strategy the verdicts of its comparisons against the primary reference.
 """
 from __future__ import annotations
 
@@ -26,7 +31,17 @@ from bench import stats as paired
 from bench.config import budget_text
 from bench.data import write_atomic
 from bench.environment import known_commit
-from bench.results import GroupKey, Result, budget_segment, by_group, by_strategy, load_results, scalar_metrics
+from bench.results import (
+    GroupKey,
+    Result,
+    budget_segment,
+    by_group,
+    by_seed,
+    by_strategy,
+    finite_number,
+    load_results,
+    scalar_metrics,
+)
 
 HEADER = (
     "# Leaderboard\n\n"
@@ -38,8 +53,15 @@ HEADER = (
     "Δ: mean difference strategy − reference of the primary metric in points (0.01 of the metric, a\n"
     "percentage point for accuracy) with its 95% CI (Student's t); p t: paired t-test, Holm-adjusted over\n"
     "the comparisons of the verdict table; p W: Wilcoxon signed-rank, unadjusted (with 3 seeds it cannot\n"
-    "go below 0.25); verdict: better or worse when p t < 0.05; MDE: the smallest true difference the test\n"
-    "finds with 80% power at the observed SD of the differences and this number of seeds.\n"
+    "go below 0.25); p TOST: two one-sided paired t-tests against ± the suite's equivalence margin.\n"
+    "Verdict: better or worse when p t < 0.05; else equivalent when p TOST < 0.05 (the 90% CI inside the\n"
+    "margin); else inconclusive; identical where both models are the same (every difference exactly 0, or\n"
+    "two loops that returned their round-0 model in every seed: no test); too few pairs below 2 seeds.\n"
+    "round 0: paired seeds in which both returned their round-0 model, trained on the real data alone.\n"
+    "MDE: the smallest true difference the t-test finds with 80% power at the observed SD of the\n"
+    "differences and this number of seeds. Each verdict table opens with a power check: the positive\n"
+    "control (more real data) against the primary reference; where it is not detected, the suite cannot\n"
+    "see even real data and its equivalent verdicts are shown as inconclusive. Controls: a block of their own.\n"
 )
 
 
@@ -65,13 +87,51 @@ def _mean_std(values: list[float]) -> str:
     return _fmt(mean) if len(values) == 1 else f"{_fmt(mean)} ± {_fmt(std)}"
 
 
+def _three(value: float) -> str:
+    """3 significant digits, without an exponent from 1,000 on (1,350, not 1.35e+03)."""
+    return f"{float(f'{value:.3g}'):,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def _mean_compute(compute: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) -> str:
-    """Mean over cells, 3 significant digits, without an exponent from 1,000 on (1,350, not 1.35e+03);
-    "—" where a cell lacks the figure (GPU hours on CPU)."""
+    """Mean over cells (`_three`); "—" where a cell lacks the figure (GPU hours on CPU)."""
     if not compute or any(c.get(key) is None for c in compute):
         return "—"
-    value = float(np.mean([c[key] for c in compute])) * scale
-    return f"{float(f'{value:.3g}'):,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return _three(float(np.mean([c[key] for c in compute])) * scale)
+
+
+def synthetic_in_model(r: Result) -> float | None:
+    """Synthetic examples in the model a cell returned: strategy_log.synthetic_in_returned_model where
+    recorded; for a strategy with rounds, the synthetic_total of its returned round (0 for round 0, and
+    for a reference trained on the real data alone), not synthetic_examples (every example a loop
+    generated, kept or not); otherwise synthetic_examples (a strategy without rounds trains on all it
+    made). None where nothing says."""
+    recorded = finite_number(r.strategy_log.get("synthetic_in_returned_model"))
+    if recorded is not None:
+        return recorded
+    k = paired.returned_round(r)
+    if k == 0:
+        return 0.0
+    if k is not None:
+        return next((finite_number(rd.get("synthetic_total")) for rd in r.rounds if rd.get("round") == k), None)
+    return r.synthetic_examples
+
+
+def _synthetic_cell(ok: Sequence[Result]) -> str:
+    """Mean synthetic examples in the returned models; for loop strategies, in how many seeds they kept
+    synthetic data at all (returned a round after 0)."""
+    counts = [v for r in ok if (v := synthetic_in_model(r)) is not None]
+    text = _three(float(np.mean(counts))) if counts else "—"
+    rounds = [k for r in ok if (k := paired.loop_round(r)) is not None]
+    if rounds:
+        text += f" (synthetic data kept in {sum(k > 0 for k in rounds)} of {len(rounds)} seeds)"
+    return text
+
+
+def _returned_rounds(ok: Sequence[Result]) -> str:
+    """The round each seed's loop returned, in seed order ("2, 0, 1"); "—" for a strategy without rounds."""
+    seeds = by_seed(ok)
+    rounds = [paired.loop_round(seeds[k]) for k in sorted(seeds)]
+    return ", ".join(str(k) for k in rounds) if any(k is not None for k in rounds) else "—"
 
 
 def collect(root: Path) -> dict[GroupKey, list[Result]]:
@@ -101,52 +161,71 @@ def render(root: Path, effect_points: float = paired.DEFAULT_EFFECT_POINTS) -> s
     return "".join(parts)
 
 
+# Column alignment of a verdict table, after the optional "data" column: names left, numbers right.
+VERDICT_ALIGN = ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---", "---:"]
+
+
 def verdict_table(family: tuple[str, int, str], comparisons: list[paired.Comparison],
                   effect_points: float = paired.DEFAULT_EFFECT_POINTS) -> str:
-    """Markdown: one row per comparison of a family (suite, version, preset), then its power line."""
+    """Markdown for one family (suite, version, preset): the power check and any negative-control alarm,
+    the equivalence margin, one row per comparison (controls in a block of their own), then the line
+    that sizes the seeds."""
     suite, version, preset = family
     c0 = comparisons[0]
-    several = len({(c.dataset, c.budget) for c in comparisons}) > 1  # then a column says which
+    several = len({c.group for c in comparisons}) > 1  # then a column says which
     arrow = "↑" if c0.higher_is_better else "↓"
-    head = (["data"] if several else []) + ["strategy", "vs", "seeds", f"Δ {c0.metric} {arrow} [95% CI]", "p t (Holm)",
-                                           "p W", "verdict", "MDE"]
-    lines = [f"\n### Verdicts: {suite} v{version} · preset {preset}\n\n",
-             "| " + " | ".join(head) + " |\n",
-             "|" + "|".join(["---"] * (2 + several) + ["---:"] * 4 + ["---", "---:"]) + "|\n"]
+    head = (["data"] if several else []) + ["strategy", "vs", "seeds", "round 0", f"Δ {c0.metric} {arrow} [95% CI]",
+                                           "p t (Holm)", "p W", "p TOST", "verdict", "MDE"]
+    header = ["| " + " | ".join(head) + " |\n", "|" + "|".join(["---"] * several + VERDICT_ALIGN) + "|\n"]
     refs = paired.references({c.reference for c in comparisons})
     sign = 1 if c0.higher_is_better else -1
-
-    groups = list(dict.fromkeys((c.dataset, c.budget) for c in comparisons))  # in the order of the tables
+    groups = list(dict.fromkeys(c.group for c in comparisons))  # in the order of the tables
 
     def order(c: paired.Comparison) -> tuple:  # per data and reference, the best difference first
-        return (groups.index((c.dataset, c.budget)), refs.index(c.reference), -sign * c.test.mean, c.strategy)
+        return (groups.index(c.group), refs.index(c.reference), -sign * c.test.mean, c.strategy)
 
-    for c in sorted(comparisons, key=order):
-        t = c.test
-        ci = f" [{t.ci_low / paired.POINT:+.2f}, {t.ci_high / paired.POINT:+.2f}]" if t.ci_low is not None else ""
+    def row(c: paired.Comparison) -> str:
+        t, tested = c.test, c.verdict != paired.IDENTICAL  # identical models: nothing was tested
         cells = [f"{c.dataset} {budget_segment(c.budget)}"] if several else []
-        cells += [c.strategy, c.reference, str(t.n), f"{t.mean / paired.POINT:+.2f}{ci}", _fmt_p(c.p_holm),
-                  _fmt_p(t.p_wilcoxon), c.verdict, "—" if c.mde is None else f"{c.mde / paired.POINT:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |\n")
+        cells += [c.strategy, c.reference, str(t.n), f"{c.round0}/{t.n}", paired.delta_text(c), _fmt_p(c.p_holm),
+                  _fmt_p(t.p_wilcoxon if tested else None), _fmt_p(t.p_tost if tested else None),
+                  paired.verdict_text(c), "—" if c.mde is None else f"{c.mde / paired.POINT:.2f}"]
+        return "| " + " | ".join(cells) + " |\n"
+
+    source = paired.equivalence_margin(suite, preset)[1]
+    lines = [f"\n### Verdicts: {suite} v{version} · preset {preset}\n\n"]
+    lines += [f"{sentence}\n\n" for sentence in paired.control_sentences(comparisons)]
+    lines.append(f"Equivalent: the 90% CI of Δ lies inside ±{c0.margin / paired.POINT:g} "
+                 f"point{'' if c0.margin == paired.POINT else 's'} ({source}; TOST at {paired.ALPHA:g}, per comparison).\n\n")
+    ordered = sorted(comparisons, key=order)
+    methods = [c for c in ordered if not paired.is_control(c.strategy)]
+    controls = [c for c in ordered if paired.is_control(c.strategy)]
+    if methods:
+        lines += header + [row(c) for c in methods]
+    if controls:
+        lines += ["\n#### Controls\n\n"] + header + [row(c) for c in controls]
     lines.append(f"\n{paired.power_sentence(comparisons, effect_points)}\n")
     return "".join(lines)
 
 
 def wins_table(families: dict[tuple[str, int, str], list[paired.Comparison]], reference: str | None = None) -> str:
-    """Markdown: SDGym-style counts of significant wins and losses against `reference` (default: the
-    primary reference of `families`) across data sets; "" where no comparison has a reference."""
+    """Markdown: SDGym-style counts of the verdicts against `reference` (default: the primary reference of
+    `families`) across data sets; "" where no comparison has a reference."""
     if reference is None:
         reference = paired.primary_reference(c.reference for comps in families.values() for c in comps)
         if reference is None:
             return ""
     rows = paired.wins(families, reference)
     lines = [f"\n## Wins against {reference} across suites, presets, data sets and budgets\n\n",
-             "Per strategy: the comparisons against " + reference + " in the verdict tables above, and in how many it\n"
-             "is significantly better or worse (Holm-adjusted paired t, p < 0.05).\n\n",
-             "| strategy | comparisons | better | worse | no detectable difference |\n",
-             "|---|---:|---:|---:|---:|\n"]
+             "Per strategy: its comparisons against " + reference + " in the verdict tables above, by verdict: better\n"
+             "or worse (Holm-adjusted paired t, p < 0.05), equivalent (TOST within the suite's margin), inconclusive\n"
+             "(including too few pairs), identical models. Controls last, marked.\n\n",
+             "| strategy | comparisons | better | worse | equivalent | inconclusive | identical |\n",
+             "|---|---:|---:|---:|---:|---:|---:|\n"]
     for w in rows:
-        lines.append(f"| {w.strategy} | {w.comparisons} | {w.better} | {w.worse} | {w.no_difference} |\n")
+        name = f"{w.strategy} (control)" if paired.is_control(w.strategy) else w.strategy
+        lines.append(f"| {name} | {w.comparisons} | {w.better} | {w.worse} | {w.equivalent} | {w.inconclusive} "
+                     f"| {w.identical} |\n")
     return "".join(lines)
 
 
@@ -176,7 +255,7 @@ def _table(suite: str, version: int, preset: str, dataset: str, budget: int | st
     # Two narrow tables rather than one 25 columns wide: the primary metric and the cost per strategy,
     # then every other scalar metric as a row with one column per strategy (in the ranking's order).
     head = ["strategy", f"{primary} {arrow(primary)}" if primary in directions else primary, "95% CI", "seeds",
-            "wall s", "CPU h", "GPU h", "errors"]
+            "synthetic in model", "wall s", "CPU h", "GPU h", "errors"]
     anchor = f"{suite}-v{version}-{preset}"
     lines = [f"\n## {suite} v{version} · preset {preset} · {dataset} · {budget_text(budget)}\n\n",
              f"Figures and the paired verdicts in the report: [docs/report](docs/report/index.html#{anchor}).\n\n",
@@ -184,7 +263,7 @@ def _table(suite: str, version: int, preset: str, dataset: str, budget: int | st
     for strategy, ok, errors, p, vals in rows:
         cells = [strategy]
         cells += [_mean_std(vals[primary]) if p else "—", f"[{_fmt(p[2])}, {_fmt(p[3])}]" if p and p[2] is not None else "—"]
-        cells.append(str(len(ok)))
+        cells += [str(len(ok)), _synthetic_cell(ok)]
         comp = [r.compute for r in ok]
         cells += [_mean_compute(comp, "wall_seconds"), _mean_compute(comp, "cpu_hours"), _mean_compute(comp, "gpu_hours"),
                   str(errors)]
@@ -196,6 +275,8 @@ def _table(suite: str, version: int, preset: str, dataset: str, budget: int | st
             lines.append(f"| {n} {arrow(n)} | " + " | ".join(_mean_std(row[4][n]) for row in rows) + " |\n")
         peak = [_mean_compute([r.compute for r in row[1]], "peak_rss_bytes", 1 / 2**30) for row in rows]
         lines.append("| peak RSS GB | " + " | ".join(peak) + " |\n")
+        if any(_returned_rounds(row[1]) != "—" for row in rows):
+            lines.append("| round returned by seed | " + " | ".join(_returned_rounds(row[1]) for row in rows) + " |\n")
     return "".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Paired statistics for the verdicts: is a strategy distinguishably better or worse than a reference?
+"""Paired statistics for the verdicts: is a strategy better, worse, or practically the same as a reference?
 
 The strategies of one seed share the real data (the same seeded budget, validation split and, where
 a generator is used, the same fitted generator), so results are compared pair by pair over the seeds
@@ -10,10 +10,24 @@ version, preset) and one (dataset, budget):
 - p-values of the paired t-test (scipy.stats.ttest_rel) and of the Wilcoxon signed-rank test
   (scipy.stats.wilcoxon; exact for small n, so with 3 pairs its smallest p is 0.25: it is reported
   anyway, it just cannot reject);
-- the Holm-adjusted paired-t p-value, the family being every comparison of one suite's verdict
+- the Holm-adjusted paired-t p-value, the family being every tested comparison of one suite's verdict
   table (all strategies, every reference, all data sets and budgets of that suite and preset);
-- a verdict: "better" or "worse" when the Holm-adjusted paired-t p < ALPHA, in the direction the
-  metric's `higher_is_better` gives; "no detectable difference" otherwise; "too few pairs" below 2;
+- the TOST p-value (two one-sided paired t-tests, scipy.stats.ttest_1samp of the differences against
+  -margin and +margin): below ALPHA exactly when the 90% CI of the mean difference lies inside
+  (-margin, +margin). The margin of practical equivalence is the suite's `equivalence_margin` (points;
+  bench.config, default DEFAULT_EQUIVALENCE_MARGIN), read from the registered suite file;
+- a verdict, one of five:
+  "better" / "worse"  the Holm-adjusted paired-t p < ALPHA, in the direction the metric's
+                      `higher_is_better` gives (a significant difference inside the margin is still
+                      better or worse: its Δ shows how small it is);
+  "equivalent"        otherwise, when TOST rejects both one-sided nulls at ALPHA (per comparison, not
+                      Holm-adjusted: the 90% CI inside the margin);
+  "inconclusive"      neither: the data cannot tell a difference from none;
+  "identical"         the two models are the same, so there is nothing to test (no CI, no MDE, no member
+                      of the Holm family): every paired difference is exactly 0, or both are loop
+                      strategies that returned their round-0 model (trained on the real data alone) in
+                      every paired seed;
+  and "too few pairs" below 2 paired seeds;
 - the minimum detectable effect (MDE): the smallest true mean difference the paired t-test finds
   with POWER (80%) at two-sided ALPHA (0.05), given the observed SD of the differences and n pairs,
   from the noncentral t distribution;
@@ -23,11 +37,15 @@ The references are the strategies whose registered capabilities declare a `refer
 (bench.api.StrategyCaps), in ascending rank; the lowest rank present is the primary reference (the wins
 table's). A strategy is a reference under its registered name only: one the registry does not know (an
 uninstalled plug-in), or a variant under another id (one per synthetic budget of a frontier preset), is
-compared, never compared against.
+compared, never compared against. The same holds for the controls (`kind` "control", shown in a block of
+their own) and their `control_role`: a positive control (more real data) must come out better than the
+primary reference; where it does not, that (dataset, budget) cannot see even an effect of real data, and
+its "equivalent" verdicts become "inconclusive" (`check_power`). A negative control that comes out better
+is an alarm (`control_sentences`).
 
 Differences are shown in points: one point is 0.01 of the metric (a percentage point for accuracy).
 Everything here is a pure function of result records (bench.results.Result, or records as stored in
-results/) and of the registered capabilities.
+results/), of the registered capabilities and of the registered suite files' margins.
 """
 from __future__ import annotations
 
@@ -40,8 +58,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-from bench.registry import STRATEGIES
-from bench.results import Result, by_seed, by_strategy
+from bench.config import DEFAULT_EQUIVALENCE_MARGIN, load_suite
+from bench.errors import BenchError
+from bench.registry import STRATEGIES, SUITES
+from bench.results import Result, budget_segment, by_seed, by_strategy
 
 ALPHA = 0.05  # two-sided significance level of every test and of the power computations
 POWER = 0.80  # power at which the minimum detectable effect and the seeds needed are computed
@@ -49,7 +69,10 @@ POINT = 0.01  # one point of a metric, in the metric's units: a percentage point
 DEFAULT_EFFECT_POINTS = 1.0  # the effect `bench stats` and the leaderboard size the seeds for
 MAX_SEEDS = 100_000  # search limit of seeds_needed; beyond it the answer is "more than this"
 
-BETTER, WORSE, NO_DIFFERENCE, TOO_FEW = "better", "worse", "no detectable difference", "too few pairs"
+# The verdicts (see the module docstring), in the order the wins table counts them.
+BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
+IDENTICAL, TOO_FEW = "identical", "too few pairs"
+VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, IDENTICAL, TOO_FEW)
 
 
 @dataclass(frozen=True)
@@ -63,10 +86,13 @@ class PairedTest:
     ci_high: float | None
     p_t: float | None  # paired t-test, two-sided
     p_wilcoxon: float | None  # Wilcoxon signed-rank, two-sided
+    p_tost: float | None = None  # TOST against ±margin (the larger one-sided p); None without a margin
 
 
-def paired_test(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> PairedTest:
-    """Paired t-test, Wilcoxon signed-rank test and confidence interval of mean(a - b).
+def paired_test(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA,
+                margin: float | None = None) -> PairedTest:
+    """Paired t-test, Wilcoxon signed-rank test and confidence interval of mean(a - b); with `margin`
+    (metric units, > 0), the TOST p-value of equivalence within ±margin (`tost`).
 
     Fewer than 2 pairs: no SD, CI or p-values. All differences zero: both p-values are 1 (scipy
     returns NaN or refuses, but the data show no difference at all). Differences all equal and
@@ -92,7 +118,28 @@ def paired_test(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) ->
             p_t = 0.0 if sd == 0 else _finite(stats.ttest_rel(a_, b_).pvalue)  # sd 0: t is infinite
         # zero_method "wilcox" (the textbook test) drops zero differences before ranking.
         p_w = _finite(stats.wilcoxon(d).pvalue)
-    return PairedTest(n, mean, sd, mean - half, mean + half, p_t, p_w)
+    p_tost = None if margin is None else tost(d, margin)
+    return PairedTest(n, mean, sd, mean - half, mean + half, p_t, p_w, p_tost)
+
+
+def tost(d: Sequence[float], margin: float) -> float:
+    """TOST (two one-sided tests) p-value that the mean of the paired differences `d` lies inside
+    (-margin, +margin): the larger p of the one-sided t-tests of H0 mean <= -margin and of H0 mean >=
+    +margin (scipy.stats.ttest_1samp, which on differences is the paired test). It is below alpha exactly
+    when the (1 - 2 alpha) confidence interval of the mean lies inside the margin. SD 0: the mean is
+    certain, so p is 0 inside the margin and 1 on or outside it (scipy's t would be infinite or NaN)."""
+    d_ = np.asarray(d, dtype=float)
+    if margin <= 0:
+        raise ValueError(f"an equivalence margin must be positive, got {margin}")
+    if len(d_) < 2:
+        raise ValueError("TOST needs at least two pairs")
+    if not np.any(d_ - d_[0]):  # all differences equal: SD 0
+        return 0.0 if abs(float(d_[0])) < margin else 1.0
+    with warnings.catch_warnings():  # nearly equal differences: scipy warns of precision loss
+        warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
+        above = stats.ttest_1samp(d_, -margin, alternative="greater").pvalue  # H0: mean <= -margin
+        below = stats.ttest_1samp(d_, margin, alternative="less").pvalue  # H0: mean >= +margin
+    return float(max(above, below))
 
 
 def _finite(x: Any) -> float | None:
@@ -167,13 +214,16 @@ def seeds_needed(effect: float, sd: float | None, alpha: float = ALPHA, power: f
     return hi
 
 
-def verdict(p_adjusted: float | None, mean: float, higher_is_better: bool, alpha: float = ALPHA) -> str:
-    """better / worse (adjusted p < alpha, direction from the metric) or no detectable difference."""
+def verdict(p_adjusted: float | None, mean: float, higher_is_better: bool, p_tost: float | None = None,
+            alpha: float = ALPHA) -> str:
+    """better / worse (Holm-adjusted paired-t p < alpha, direction from the metric), else equivalent (TOST
+    p < alpha), else inconclusive; too few pairs without a p-value. (`identical` is decided from the
+    records, in compare_group.)"""
     if p_adjusted is None:
         return TOO_FEW
-    if p_adjusted >= alpha or mean == 0:
-        return NO_DIFFERENCE
-    return BETTER if (mean > 0) == higher_is_better else WORSE
+    if p_adjusted < alpha and mean != 0:
+        return BETTER if (mean > 0) == higher_is_better else WORSE
+    return EQUIVALENT if p_tost is not None and p_tost < alpha else INCONCLUSIVE
 
 
 @dataclass(frozen=True)
@@ -191,19 +241,49 @@ class Comparison:
     reference: str
     seeds: tuple[int, ...]  # the paired seeds
     test: PairedTest
-    p_holm: float | None  # Holm-adjusted paired-t p over the family (one suite, version, preset)
-    verdict: str
-    mde: float | None  # minimum detectable effect, metric units
+    # Holm-adjusted paired-t p over the family (one suite, version, preset); None where nothing was tested
+    # (identical models, too few pairs)
+    p_holm: float | None
+    verdict: str  # one of VERDICTS
+    mde: float | None  # minimum detectable effect, metric units; None for identical models and below 2 pairs
+    margin: float = DEFAULT_EQUIVALENCE_MARGIN * POINT  # margin of practical equivalence (TOST), metric units
+    round0: int = 0  # paired seeds in which both cells returned their round-0 model (`returned_round`)
+    # TOST found it equivalent, but the (dataset, budget)'s positive control was not detected: shown inconclusive
+    unpowered: bool = False
 
     @property
     def family(self) -> tuple[str, int, str]:
         return (self.suite, self.version, self.preset)
 
+    @property
+    def group(self) -> tuple[str, int | str]:
+        return (self.dataset, self.budget)
+
+
+def _caps(strategy: str) -> Any | None:
+    """The registered capabilities (bench.api.StrategyCaps) of `strategy`; None for one the registry does
+    not know (an uninstalled plug-in, a variant under another id)."""
+    return STRATEGIES.caps(strategy) if strategy in STRATEGIES else None
+
 
 def reference_rank(strategy: str) -> int | None:
     """The place of `strategy` among the references (0 first), from its registered capabilities; None
     for a strategy that is no reference or that the registry does not know."""
-    return STRATEGIES.caps(strategy).reference if strategy in STRATEGIES else None
+    caps = _caps(strategy)
+    return None if caps is None else caps.reference
+
+
+def control_role(strategy: str) -> str | None:
+    """"positive" (must be detected as better than the primary reference), "negative" (must not come out
+    better) or None, from the registered capabilities."""
+    caps = _caps(strategy)
+    return None if caps is None else caps.control_role
+
+
+def is_control(strategy: str) -> bool:
+    """Whether `strategy` is registered with kind "control" (its verdicts form a block of their own)."""
+    caps = _caps(strategy)
+    return caps is not None and caps.kind == "control"
 
 
 def references(strategies: Iterable[str]) -> tuple[str, ...]:
@@ -218,6 +298,27 @@ def primary_reference(strategies: Iterable[str]) -> str | None:
     return refs[0] if refs else None
 
 
+def loop_round(result: Result | Mapping[str, Any]) -> int | None:
+    """strategy_log.returned_round of a loop strategy's cell (the loop's own record); None where the cell
+    has none (a strategy without rounds)."""
+    k = Result.of(result).strategy_log.get("returned_round")
+    return k if isinstance(k, int) and not isinstance(k, bool) else None
+
+
+def returned_round(result: Result | Mapping[str, Any]) -> int | None:
+    """The round whose model a cell returned: a loop strategy's strategy_log.returned_round (0: its
+    round-0 model, trained on the real data alone); 0 for a registered reference that adds no synthetic
+    data and is no control (its model is that same real-data model); None for any other strategy."""
+    r = Result.of(result)
+    logged = loop_round(r)
+    if logged is not None:
+        return logged
+    caps = _caps(r.strategy)
+    trains_on_real_alone = (caps is not None and caps.reference is not None and not caps.synthesises
+                            and caps.kind != "control" and caps.control_role is None)
+    return 0 if trains_on_real_alone else None
+
+
 def _primary(results: Sequence[Result]) -> tuple[str, bool | None]:
     """The suite's primary metric and its direction, read from the metric records themselves."""
     name = results[0].primary_metric
@@ -228,10 +329,11 @@ def _primary(results: Sequence[Result]) -> tuple[str, bool | None]:
     return name, None
 
 
-def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = ALPHA,
-                  power: float = POWER) -> list[Comparison]:
+def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = ALPHA, power: float = POWER,
+                  margin: float = DEFAULT_EQUIVALENCE_MARGIN * POINT) -> list[Comparison]:
     """Unadjusted comparisons (p_holm = p_t, verdict from it) of one (suite, version, preset, dataset,
-    budget): every strategy against every reference present, paired by seed. `compare` adjusts them."""
+    budget): every strategy against every reference present, paired by seed, with TOST against ±`margin`
+    (metric units), and `identical` where both models are the same. `compare` adjusts them."""
     if not records:
         return []
     results = [Result.of(r) for r in records]
@@ -245,6 +347,9 @@ def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = 
               for s, seeds in strategy_results.items()}
     # strategy -> seed -> fingerprint of the real examples the cell trained on (None where not recorded)
     real = {s: {k: r.real_fingerprint for k, r in seeds.items()} for s, seeds in strategy_results.items()}
+    # strategy -> seed -> the round whose model the cell returned, and the seeds whose loop logged it
+    rounds = {s: {k: returned_round(r) for k, r in seeds.items()} for s, seeds in strategy_results.items()}
+    loops = {s: {k for k, r in seeds.items() if loop_round(r) is not None} for s, seeds in strategy_results.items()}
     strategies = sorted(strategy_results)
     refs = references(strategies)
     out = []
@@ -258,10 +363,18 @@ def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = 
                           or real[strat][k] == real[ref][k])
             if not seeds:
                 continue
-            t = paired_test([values[strat][k] for k in seeds], [values[ref][k] for k in seeds], alpha)
+            t = paired_test([values[strat][k] for k in seeds], [values[ref][k] for k in seeds], alpha, margin)
+            round0 = sum(rounds[strat][k] == 0 and rounds[ref][k] == 0 for k in seeds)
+            # The same model twice: every difference exactly 0, or two loops that both kept their round-0
+            # (real-data) model in every seed. Nothing to test: no p, no CI, no MDE.
+            same = t.n >= 2 and ((t.mean == 0 and t.sd == 0)
+                                 or (round0 == t.n and set(seeds) <= loops[strat] & loops[ref]))
+            if same:
+                v, p, m = IDENTICAL, None, None
+            else:
+                v, p, m = verdict(t.p_t, t.mean, higher, t.p_tost, alpha), t.p_t, mde(t.sd, t.n, alpha, power)
             out.append(Comparison(first.suite, first.version, first.preset, first.dataset, first.budget, metric,
-                                  higher, strat, ref, seeds, t, t.p_t, verdict(t.p_t, t.mean, higher, alpha),
-                                  mde(t.sd, t.n, alpha, power)))
+                                  higher, strat, ref, seeds, t, p, v, m, margin, round0))
     return out
 
 
@@ -271,39 +384,143 @@ def group_order(key: tuple) -> tuple:
     return tuple((isinstance(x, str), x) for x in key)
 
 
+def equivalence_margin(suite: str, preset: str) -> tuple[float, str]:
+    """The margin of practical equivalence of `suite` at `preset`, in points, and in a few words where it
+    comes from: the registered suite file's `equivalence_margin` (bench.config), else
+    DEFAULT_EQUIVALENCE_MARGIN: where the file declares none, where the suite is not registered here (the
+    results of an external suite) or where its file does not load at that preset. The margin is read from
+    the suite file, not from the results: it is no part of a cell's config (or hash)."""
+    try:
+        if suite not in SUITES:
+            return DEFAULT_EQUIVALENCE_MARGIN, f"the default: suite {suite} is not registered here"
+        config = load_suite(suite, preset)
+    except BenchError as exc:
+        return DEFAULT_EQUIVALENCE_MARGIN, f"the default: suite {suite} [{preset}] does not load here ({exc})"
+    if "equivalence_margin" not in config.model_fields_set:
+        return config.equivalence_margin, f"the default: suite {suite} declares no equivalence_margin"
+    return config.equivalence_margin, f"the equivalence_margin of suite {suite}"
+
+
 def compare(groups: Mapping[tuple, Sequence[Result | Mapping[str, Any]]], alpha: float = ALPHA,
             power: float = POWER) -> dict[tuple[str, int, str], list[Comparison]]:
     """Verdict tables: family (suite, version, preset) -> comparisons over all its (dataset, budget)
-    groups, with Holm-adjusted paired-t p-values across the family and verdicts from them.
+    groups, with Holm-adjusted paired-t p-values across the family (identical models and comparisons with
+    too few pairs are no test and no member of it), TOST against each suite's margin
+    (`equivalence_margin`), verdicts from them, and the positive control's check (`check_power`).
     `groups` maps any key to the records of one (suite, version, preset, dataset, budget)."""
     families: dict[tuple[str, int, str], list[Comparison]] = defaultdict(list)
+    margins: dict[tuple[str, str], float] = {}  # (suite, preset) -> margin, metric units
     for _, records in sorted(groups.items(), key=lambda kv: group_order(kv[0])):
-        for comp in compare_group(records, alpha, power):
+        if not records:
+            continue
+        first = Result.of(records[0])
+        key = (first.suite, first.preset)
+        if key not in margins:
+            margins[key] = equivalence_margin(*key)[0] * POINT
+        for comp in compare_group(records, alpha, power, margins[key]):
             families[comp.family].append(comp)
     out = {}
     for fam, comps in sorted(families.items()):
-        adjusted = holm([c.test.p_t for c in comps])
-        out[fam] = [replace(c, p_holm=p, verdict=verdict(p, c.test.mean, c.higher_is_better, alpha))
-                    for c, p in zip(comps, adjusted)]
+        adjusted = holm([c.p_holm for c in comps])
+        tested = [c if c.p_holm is None else
+                  replace(c, p_holm=p, verdict=verdict(p, c.test.mean, c.higher_is_better, c.test.p_tost, alpha))
+                  for c, p in zip(comps, adjusted)]
+        out[fam] = check_power(tested)
     return out
+
+
+def _positive_controls(comparisons: Sequence[Comparison]) -> dict[tuple[str, int | str], list[Comparison]]:
+    """Per (dataset, budget): the comparisons of the positive controls with the primary reference."""
+    primary = primary_reference(c.reference for c in comparisons)
+    out: dict[tuple[str, int | str], list[Comparison]] = defaultdict(list)
+    for c in comparisons:
+        if c.reference == primary and control_role(c.strategy) == "positive":
+            out[c.group].append(c)
+    return out
+
+
+def check_power(comparisons: Sequence[Comparison]) -> list[Comparison]:
+    """The comparisons of one family, with the positive control's verdict applied: in a (dataset, budget)
+    where a positive control was compared with the primary reference and none came out better, the suite
+    cannot see even an effect of more real data, so an `equivalent` there proves nothing and becomes
+    `inconclusive` (unpowered=True). Where no positive control ran, the verdicts stand (and the power line
+    says that nothing checked them)."""
+    blind = {g for g, cs in _positive_controls(comparisons).items() if all(c.verdict != BETTER for c in cs)}
+    return [replace(c, verdict=INCONCLUSIVE, unpowered=True) if c.group in blind and c.verdict == EQUIVALENT else c
+            for c in comparisons]
+
+
+def delta_text(c: Comparison) -> str:
+    """Δ in points with its 95% CI, "+1.23 [-0.40, +2.86]"; no CI for identical models or one pair."""
+    t = c.test
+    ci = f" [{t.ci_low / POINT:+.2f}, {t.ci_high / POINT:+.2f}]" if t.ci_low is not None and c.verdict != IDENTICAL else ""
+    return f"{t.mean / POINT:+.2f}{ci}"
+
+
+def verdict_text(c: Comparison) -> str:
+    """The verdict as the tables show it: identical models with the seeds that returned round 0, and a
+    negative control that comes out better flagged."""
+    if c.verdict == IDENTICAL:
+        n = len(c.seeds)
+        return (f"identical models (round 0 returned in {c.round0} of {n} seeds)" if c.round0 == n
+                else f"identical (all {n} differences exactly 0)")
+    if c.verdict == BETTER and control_role(c.strategy) == "negative":
+        return "better ⚠ NEGATIVE CONTROL"
+    return c.verdict
+
+
+def control_sentences(comparisons: Sequence[Comparison]) -> list[str]:
+    """The lines that open a family's verdict table: per (dataset, budget) the power check (the positive
+    control against the primary reference: detected, not detected, or not run), then an alarm for each
+    negative control that comes out better than a reference."""
+    primary = primary_reference(c.reference for c in comparisons)
+    groups = list(dict.fromkeys(c.group for c in comparisons))
+    positives = _positive_controls(comparisons)
+    lines = []
+    for g in groups if positives else groups[:1]:  # without any positive control, one line says so
+        where = f" ({g[0]} {budget_segment(g[1])})" if positives and len(groups) > 1 else ""
+        cs = positives.get(g)
+        if not cs:
+            lines.append(f"Power check{where}: no positive control ran (a strategy registered with control_role "
+                         f"\"positive\", compared with {primary}), so nothing shows that this suite can see an effect "
+                         "at all.")
+            continue
+        c = next((c for c in cs if c.verdict == BETTER), cs[0])
+        effect = f"the positive control {c.strategy} vs {c.reference}: {delta_text(c)} points (95% CI)"
+        if c.verdict == BETTER:
+            lines.append(f"Power check{where}: {effect}, detected (better): this suite can see an effect of real data.")
+        else:
+            demoted = sum(x.unpowered for x in comparisons if x.group == g)
+            lines.append(f"Power check{where}: {effect}, not detected ({verdict_text(c)}): this suite cannot see even "
+                         "the effect of more real data, so its verdicts are inconclusive by design "
+                         f"({demoted} equivalent verdict{'' if demoted == 1 else 's'} shown as inconclusive).")
+    for c in comparisons:
+        if c.verdict == BETTER and control_role(c.strategy) == "negative":
+            where = f" on {c.dataset} {budget_segment(c.budget)}" if len(groups) > 1 else ""
+            lines.append(f"⚠ **NEGATIVE CONTROL COMES OUT BETTER: {c.strategy} vs {c.reference}{where}, "
+                         f"{delta_text(c)} points.** A control that must not help does: suspect a leak (of test or "
+                         "pool labels), a bug or a broken reference before trusting any verdict of this suite.")
+    return lines
 
 
 @dataclass(frozen=True)
 class Wins:
-    """SDGym-style counts for one strategy: in how many (suite, preset, dataset, budget) comparisons
-    against `reference` it is significantly better, worse, or neither."""
+    """SDGym-style counts for one strategy: of its (suite, preset, dataset, budget) comparisons against
+    `reference`, how many have each verdict."""
 
     strategy: str
     reference: str
     comparisons: int
     better: int
     worse: int
-    no_difference: int  # includes comparisons with too few pairs
+    equivalent: int
+    inconclusive: int  # includes comparisons with too few pairs
+    identical: int
 
 
 def wins(families: Mapping[Any, Sequence[Comparison]], reference: str | None = None) -> list[Wins]:
     """Counts per strategy over every comparison against `reference` (default: the primary reference of
-    `families`, from `compare`), sorted by better - worse, then name."""
+    `families`, from `compare`), sorted by better - worse, then better, then name; controls last."""
     if reference is None:
         reference = primary_reference(c.reference for comps in families.values() for c in comps)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -311,15 +528,16 @@ def wins(families: Mapping[Any, Sequence[Comparison]], reference: str | None = N
         for c in comps:
             if c.reference == reference:
                 counts[c.strategy][c.verdict] += 1
-    rows = [Wins(s, reference, sum(k.values()), k[BETTER], k[WORSE], k[NO_DIFFERENCE] + k[TOO_FEW])
-            for s, k in counts.items()]
-    return sorted(rows, key=lambda w: (-(w.better - w.worse), -w.better, w.strategy))
+    rows = [Wins(s, reference, sum(k.values()), k[BETTER], k[WORSE], k[EQUIVALENT], k[INCONCLUSIVE] + k[TOO_FEW],
+                 k[IDENTICAL]) for s, k in counts.items()]
+    return sorted(rows, key=lambda w: (is_control(w.strategy), -(w.better - w.worse), -w.better, w.strategy))
 
 
 def pooled_sd(comparisons: Iterable[Comparison]) -> tuple[float | None, int]:
     """SD of the paired differences pooled over comparisons (variances weighted by their degrees of
-    freedom), and the most common number of pairs (ties: the larger). (None, n) below 2 pairs."""
-    comps = list(comparisons)
+    freedom), and the most common number of pairs (ties: the larger). (None, n) below 2 pairs. Identical
+    models are left out: their differences (often exactly 0) say nothing of the noise between two models."""
+    comps = [c for c in comparisons if c.verdict != IDENTICAL]
     num = sum((c.test.n - 1) * c.test.sd ** 2 for c in comps if c.test.sd is not None)
     df = sum(c.test.n - 1 for c in comps if c.test.sd is not None)
     ns = Counter(c.test.n for c in comps)

@@ -160,7 +160,7 @@ CASES: list[Case] = [
     ("--cell-timeout abc", lambda ws: run_args(ws, GOOD, "--cell-timeout", "abc"),
      "--cell-timeout takes a positive number of seconds"),
     ("unknown strategy", lambda ws: run_args(ws, edit("strategies: [real_only]", "strategies: [real_onyl]")),
-     "Did you mean 'real_only'?"),
+     "Did you mean 'real_only'"),
     ("unknown metric", lambda ws: run_args(ws, edit("metrics: [accuracy]", "metrics: [accuracy, acuracy]")),
      "unknown metric 'acuracy'"),
     ("unknown dataset", lambda ws: run_args(ws, edit("datasets: [cifar10]", "datasets: [cifar11]")),

@@ -27,7 +27,7 @@ def one_line_error(capsys, argv: list[str], expected: str) -> None:
 
 @pytest.mark.parametrize("edit,argv_extra,expected", [
     (None, None, "unknown suite 'cifar100'"),
-    (("strategies: [real_only]", "strategies: [real_onyl]"), [], "unknown strategy 'real_onyl'. Did you mean 'real_only'?"),
+    (("strategies: [real_only]", "strategies: [real_onyl]"), [], "unknown strategy 'real_onyl'. Did you mean 'real_only'"),
     (("metrics: [accuracy]", "metrics: [accuracy, acuracy]"), [], "unknown metric 'acuracy'"),
     (("metrics: [accuracy]", "metrics: [{name: accuracy, params: {samples: 5}}]"), [], "metric 'accuracy': bad parameters"),
     (("metrics: [accuracy]", "metrics: [accuracy, accuracy]"), [], "metrics must be unique"),

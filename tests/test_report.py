@@ -4,6 +4,7 @@ are bench.stats's, a rebuild is byte-identical, and bad input is one line and ex
 binary is installed, the page also loads in a headless browser without console messages or broken images."""
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -155,13 +156,18 @@ def test_verdicts_are_those_of_bench_stats(built: tuple[Path, Path]) -> None:
                 continue
             section = f"{suite}-v{version}-{preset}"
             cells = page.cells[section][c.strategy]
-            delta = f"{c.test.mean / paired.POINT:+.2f} [{c.test.ci_low / paired.POINT:+.2f}, "
-            at = next((i for i, cell in enumerate(cells) if cell.startswith(delta)), None)
+            at = next((i for i, cell in enumerate(cells) if cell == paired.delta_text(c)), None)
             assert at is not None, (section, c.strategy)
-            assert cells[at - 1] == c.verdict, (section, c.strategy)  # the verdict cell precedes the difference
+            # the verdict cell precedes the difference, in the words of the leaderboard's verdict table
+            assert c.verdict in paired.VERDICTS and cells[at - 1] == paired.verdict_text(c), (section, c.strategy)
             checked += 1
     assert checked >= 8  # 5 strategies against real_only in transactions, 3 in pneumoniamnist
     assert page.rows["transactions-v2-cpu"]["real_only"]["verdict"] == "reference"
+    text = (out / "index.html").read_text(encoding="utf-8")
+    for comps in families.values():  # each section opens with its power check, as the leaderboard's table does
+        assert all(html.escape(sentence.replace("**", "")) in text for sentence in paired.control_sentences(comps))
+    # The forest plot's colour is the verdict's, and the caption says which test decides it.
+    assert "green (better) and red (worse) follow the Holm-adjusted paired t-test" in text
 
 
 def test_a_rebuild_is_byte_identical_and_drops_stale_figures(built: tuple[Path, Path], tmp_path: Path) -> None:

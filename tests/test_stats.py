@@ -16,7 +16,7 @@ from bench.results import cell_path, write_result
 
 
 def record(strategy: str, seed: int, value: float, *, status: str = "ok", metric: str = "accuracy",
-           higher: bool = True, suite: str = "s", dataset: str = "d", budget: int = 10) -> dict:
+           higher: bool = True, suite: str = "s", dataset: str = "d", budget: int = 10, log: dict | None = None) -> dict:
     return {
         "schema_version": 1,
         "suite": {"name": suite, "version": 1, "preset": "cpu", "primary_metric": metric},
@@ -26,7 +26,7 @@ def record(strategy: str, seed: int, value: float, *, status: str = "ok", metric
         "status": status,
         "error": None if status == "ok" else {"type": "RuntimeError", "message": "boom"},
         "metrics": {} if status != "ok" else {metric: {"value": value, "higher_is_better": higher}},
-        "strategy_log": {},
+        "strategy_log": log or {},
         "compute": {"wall_seconds": 1.0, "cpu_seconds": 1.0, "cpu_hours": 1 / 3600, "peak_rss_bytes": 2**30,
                     "peak_rss_scope": "cell", "device": "cpu", "gpu_peak_memory_bytes": None, "gpu_hours": None},
         "code": {"git_commit": None, "git_dirty": None, "package_version": "0.1.0"},
@@ -129,7 +129,10 @@ def test_verdict_respects_the_metric_direction():
     assert stats.verdict(0.01, 0.03, higher_is_better=True) == stats.BETTER
     assert stats.verdict(0.01, -0.03, higher_is_better=True) == stats.WORSE
     assert stats.verdict(0.01, -0.03, higher_is_better=False) == stats.BETTER  # e.g. a lower nll
-    assert stats.verdict(0.05, 0.03, higher_is_better=True) == stats.NO_DIFFERENCE  # p must be below alpha
+    assert stats.verdict(0.05, 0.03, higher_is_better=True) == stats.INCONCLUSIVE  # p must be below alpha
+    assert stats.verdict(0.05, 0.003, higher_is_better=True, p_tost=0.01) == stats.EQUIVALENT  # TOST: inside the margin
+    assert stats.verdict(0.05, 0.003, higher_is_better=True, p_tost=0.05) == stats.INCONCLUSIVE
+    assert stats.verdict(0.01, 0.003, higher_is_better=True, p_tost=0.01) == stats.BETTER  # significance comes first
     assert stats.verdict(None, 0.03, higher_is_better=True) == stats.TOO_FEW
 
 
@@ -150,7 +153,8 @@ def test_verdict_table_from_result_files(tmp_path):
     good, bad = by[("good", "real_only")], by[("bad", "real_only")]
     assert good.seeds == (0, 1, 2, 3, 4) and good.test.mean == pytest.approx(0.03 + np.mean(NOISE))
     assert good.verdict == stats.BETTER and bad.verdict == stats.WORSE
-    assert by[("random_synthetic", "real_only")].verdict == stats.NO_DIFFERENCE
+    # random_synthetic differs from real_only by the noise alone (SD 0.3 points): its 90% CI lies inside ±1 point.
+    assert by[("random_synthetic", "real_only")].verdict == stats.EQUIVALENT
     partial = by[("partial", "real_only")]
     assert partial.seeds == (0,) and partial.verdict == stats.TOO_FEW and partial.p_holm is None
     # Holm over the family: the 5 comparisons with a p-value (the two with one pair have none).
@@ -165,16 +169,17 @@ def test_verdict_table_from_result_files(tmp_path):
     assert sps.ttest_ind(a, [0.70 + b for b in SEED_EFFECT]).pvalue > 0.3
 
     w = {x.strategy: x for x in stats.wins(families)}
-    assert (w["good"].better, w["good"].worse, w["bad"].worse, w["partial"].no_difference) == (1, 0, 1, 1)
+    assert (w["good"].better, w["good"].worse, w["bad"].worse, w["partial"].inconclusive) == (1, 0, 1, 1)
+    assert w["random_synthetic"].equivalent == 1
     assert stats.wins(families)[0].strategy == "good"
 
     text = leaderboard.render(tmp_path)
     assert "### Verdicts: s v1 · preset cpu" in text
     row = next(line for line in text.splitlines() if line.startswith("| good | real_only |"))
     pts = [x / stats.POINT for x in (good.test.mean, good.test.ci_low, good.test.ci_high)]
-    assert row.split(" | ")[2:4] == ["5", f"{pts[0]:+.2f} [{pts[1]:+.2f}, {pts[2]:+.2f}]"]
+    assert row.split(" | ")[2:5] == ["5", "0/5", f"{pts[0]:+.2f} [{pts[1]:+.2f}, {pts[2]:+.2f}]"]
     assert row.rstrip(" |").endswith(f"better | {good.mde / stats.POINT:.2f}")
-    assert "| good | 1 | 1 | 0 | 0 |" in text  # the wins table
+    assert "| good | 1 | 1 | 0 | 0 | 0 | 0 |" in text  # the wins table
     assert "With 5 seeds a difference under" in text and "detecting 1 point needs" in text
     assert leaderboard.is_current(tmp_path, _written(tmp_path))
 
@@ -255,3 +260,266 @@ def test_cells_that_trained_on_different_real_data_are_not_paired():
             recs.append(r)
     (c,) = compare_group(recs)
     assert c.seeds == (0, 1)
+
+
+# ------------------------------------------------------------------ equivalence, identical models, controls
+
+
+def test_tost_matches_scipy_and_the_90_percent_ci():
+    """TOST's p is the larger of two one-sided paired t-tests against -margin and +margin, and it is below
+    0.05 exactly when the 90% CI of the mean difference lies inside the margin."""
+    rng = np.random.default_rng(0)
+    margin, outcomes = 0.01, set()
+    for _ in range(200):
+        n = int(rng.integers(3, 8))
+        b = rng.normal(0.7, 0.05, n)
+        a = b + rng.normal(rng.uniform(-0.015, 0.015), rng.uniform(0.001, 0.01), n)
+        t = stats.paired_test(a, b, margin=margin)
+        above = sps.ttest_rel(a, b - margin, alternative="greater").pvalue  # H0: mean(a - b) <= -margin
+        below = sps.ttest_rel(a, b + margin, alternative="less").pvalue  # H0: mean(a - b) >= +margin
+        assert t.p_tost == pytest.approx(max(above, below), rel=1e-9)
+        lo, hi = sps.t.interval(0.90, n - 1, loc=np.mean(a - b), scale=sps.sem(a - b))
+        assert (t.p_tost < 0.05) == (-margin < lo and hi < margin)
+        outcomes.add(t.p_tost < 0.05)
+    assert outcomes == {True, False}
+    assert stats.paired_test([0.5, 0.6], [0.5, 0.5]).p_tost is None  # no margin, no TOST
+
+
+def test_equivalent_against_inconclusive_on_constructed_samples():
+    b = [0.70, 0.76, 0.66, 0.73, 0.65]
+    close = np.add(b, NOISE)  # differences: mean +0.04 points, SD 0.29 points
+    noisy = np.add(b, np.multiply(NOISE, 10))  # mean +0.4 points, SD 2.9 points
+    tc, tn = stats.paired_test(close, b, margin=0.01), stats.paired_test(noisy, b, margin=0.01)
+    assert tc.p_tost < 0.001 and stats.verdict(tc.p_t, tc.mean, True, tc.p_tost) == stats.EQUIVALENT
+    assert tn.p_t > 0.05 and tn.p_tost > 0.05 and stats.verdict(tn.p_t, tn.mean, True, tn.p_tost) == stats.INCONCLUSIVE
+    assert stats.paired_test(noisy, b, margin=0.05).p_tost < 0.05  # within a 5-point margin it is equivalent
+    # SD 0: the mean is certain (scipy's t would be infinite or NaN).
+    assert stats.tost([0.005] * 3, 0.01) == 0.0 and stats.tost([0.02] * 3, 0.01) == 1.0
+    with pytest.raises(ValueError):
+        stats.tost([0.1, 0.2], 0.0)
+
+
+ROUND0 = {"returned_round": 0, "synthetic_examples": 40, "rounds": [{"round": 0, "synthetic_total": 0},
+                                                                    {"round": 1, "synthetic_total": 40}]}
+KEPT = {"returned_round": 1, "synthetic_examples": 50, "rounds": [{"round": 0, "synthetic_total": 0},
+                                                                  {"round": 1, "synthetic_total": 20},
+                                                                  {"round": 2, "synthetic_total": 50}]}
+
+
+def test_identical_models_are_no_test(tmp_path):
+    """Two loops that both returned round 0 in every seed, or every difference exactly 0: identical, with no
+    p, CI or MDE, and no member of the Holm family. A loop that returned round 0 against real_only (round 0
+    by construction) is counted, but tested: older results trained the two differently."""
+    for seed, (base, e) in enumerate(zip(SEED_EFFECT[:3], NOISE)):
+        put(tmp_path, record("real_only", seed, 0.70 + base))
+        put(tmp_path, record("random_synthetic", seed, 0.70 + base + e, log=ROUND0))
+        put(tmp_path, record("loop_b", seed, 0.71 + base, log=ROUND0))  # its number differs, its model does not
+        put(tmp_path, record("loop_c", seed, 0.73 + base - e, log=KEPT if seed == 0 else ROUND0))
+        put(tmp_path, record("twin", seed, 0.70 + base))  # no rounds; every difference exactly 0
+        put(tmp_path, record("good", seed, 0.73 + base + e))
+    (comps,) = stats.compare(leaderboard.collect(tmp_path)).values()
+    by = {(c.strategy, c.reference): c for c in comps}
+    loop_b, twin = by[("loop_b", "random_synthetic")], by[("twin", "real_only")]
+    assert (loop_b.verdict, loop_b.round0, loop_b.p_holm, loop_b.mde) == (stats.IDENTICAL, 3, None, None)
+    assert stats.verdict_text(loop_b) == "identical models (round 0 returned in 3 of 3 seeds)"
+    assert stats.delta_text(loop_b) == f"{loop_b.test.mean / stats.POINT:+.2f}"  # no CI of width 0
+    assert (twin.verdict, twin.round0) == (stats.IDENTICAL, 0)
+    assert stats.verdict_text(twin) == "identical (all 3 differences exactly 0)" and stats.delta_text(twin) == "+0.00"
+    rs = by[("random_synthetic", "real_only")]
+    assert rs.round0 == 3 and rs.verdict != stats.IDENTICAL and rs.mde is not None
+    assert by[("loop_c", "random_synthetic")].round0 == 2 and by[("loop_c", "random_synthetic")].verdict != stats.IDENTICAL
+    tested = [c for c in comps if c.p_holm is not None]
+    assert {c.strategy for c in comps if c.verdict == stats.IDENTICAL} == {"loop_b", "twin"}
+    assert len(tested) == len(comps) - 2
+    smallest = min(tested, key=lambda c: c.test.p_t)
+    assert smallest.p_holm == pytest.approx(min(1.0, len(tested) * smallest.test.p_t))
+    assert stats.pooled_sd(comps) == stats.pooled_sd(tested)  # identical models say nothing of the noise
+
+    text = leaderboard.render(tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| loop_b | random_synthetic |"))
+    assert row.endswith(" | — | — | — | identical models (round 0 returned in 3 of 3 seeds) | — |")
+    assert "| loop_b | random_synthetic | 3 | 3/3 |" in row
+    # The per-strategy table: the synthetic examples in the returned model (round 1 of seed 0: 20), not the
+    # 50 the loop generated; the round each seed returned.
+    row = next(line for line in text.splitlines() if line.startswith("| loop_c | 0."))
+    assert " | 6.67 (synthetic data kept in 1 of 3 seeds) | " in row
+    assert " | 0 (synthetic data kept in 0 of 3 seeds) | " in next(
+        line for line in text.splitlines() if line.startswith("| loop_b | 0."))
+    rounds = next(line for line in text.splitlines() if line.startswith("| round returned by seed |"))
+    names = next(line for line in text.splitlines() if line.startswith("| metric |")).strip("| ").split(" | ")[1:]
+    cells = dict(zip(names, rounds.strip("| ").split(" | ")[1:]))
+    assert (cells["loop_c"], cells["loop_b"], cells["real_only"]) == ("1, 0, 0", "0, 0, 0", "—")
+    synthetic = dict(KEPT, synthetic_in_returned_model=7)  # where the log says it, it counts
+    assert leaderboard.synthetic_in_model(stats.Result.of(record("x", 0, 0.5, log=synthetic))) == 7
+
+
+@pytest.fixture
+def controls(monkeypatch):
+    """Strategies registered for one test, of kind control: a positive one (more real data, like an
+    oracle), a negative one (must never help) and one without a role (an ablation)."""
+    from bench.api import StrategyCaps
+    from bench.registry import STRATEGIES
+
+    for name, role in (("t_oracle", "positive"), ("t_placebo", "negative"), ("t_ablation", None)):
+        monkeypatch.setitem(STRATEGIES._entries, name, object)
+        monkeypatch.setitem(STRATEGIES._meta, name, StrategyCaps(kind="control", control_role=role))
+
+
+def _family(root: Path) -> tuple[tuple, list]:
+    ((fam, comps),) = stats.compare(leaderboard.collect(root)).items()
+    return fam, comps
+
+
+def test_power_line_with_a_detected_positive_control(tmp_path, controls):
+    write_suite(tmp_path)
+    for seed, (base, e) in enumerate(zip(SEED_EFFECT, NOISE)):
+        put(tmp_path, record("t_oracle", seed, 0.75 + base + e))  # 5 points from more real data
+    fam, comps = _family(tmp_path)
+    by = {(c.strategy, c.reference): c for c in comps}
+    oracle = by[("t_oracle", "real_only")]
+    assert oracle.verdict == stats.BETTER
+    assert by[("random_synthetic", "real_only")].verdict == stats.EQUIVALENT  # the check passed: it stands
+    (line,) = stats.control_sentences(comps)
+    assert line == (f"Power check: the positive control t_oracle vs real_only: {stats.delta_text(oracle)} points "
+                    "(95% CI), detected (better): this suite can see an effect of real data.")
+    text = leaderboard.render(tmp_path)
+    assert text.index("### Verdicts: s v1") < text.index(line) < text.index("| strategy | vs |")  # it opens the table
+
+
+def test_power_line_with_an_undetected_positive_control_makes_equivalence_inconclusive(tmp_path, controls):
+    write_suite(tmp_path)
+    for seed, (base, e) in enumerate(zip(SEED_EFFECT, NOISE)):
+        put(tmp_path, record("t_oracle", seed, 0.705 + base + 5 * e))  # half a point, lost in the noise
+    fam, comps = _family(tmp_path)
+    by = {(c.strategy, c.reference): c for c in comps}
+    assert by[("t_oracle", "real_only")].verdict == stats.INCONCLUSIVE
+    rs = by[("random_synthetic", "real_only")]
+    assert rs.test.p_tost < stats.ALPHA and rs.verdict == stats.INCONCLUSIVE and rs.unpowered
+    assert by[("good", "real_only")].verdict == stats.BETTER  # a detected difference stays detected
+    (line,) = stats.control_sentences(comps)
+    assert line.startswith("Power check: the positive control t_oracle vs real_only: ")
+    assert line.endswith("not detected (inconclusive): this suite cannot see even the effect of more real data, so "
+                         "its verdicts are inconclusive by design (1 equivalent verdict shown as inconclusive).")
+    table = leaderboard.verdict_table(fam, comps)
+    assert line in table and "| random_synthetic | real_only | 5 |" in table and " equivalent |" not in table
+    assert all(w.equivalent == 0 for w in stats.wins(stats.compare(leaderboard.collect(tmp_path))))
+
+
+def test_power_line_without_a_positive_control(tmp_path):
+    write_suite(tmp_path)
+    write_suite(tmp_path, dataset="e")  # one line for the whole table, not one per data set
+    _, comps = _family(tmp_path)
+    assert stats.control_sentences(comps) == [
+        "Power check: no positive control ran (a strategy registered with control_role \"positive\", compared with "
+        "real_only), so nothing shows that this suite can see an effect at all."]
+    assert stats.EQUIVALENT in {c.verdict for c in comps}  # nothing checked them, nothing changes them
+
+
+def test_controls_form_a_block_and_a_negative_control_that_helps_is_flagged(tmp_path, controls):
+    write_suite(tmp_path)
+    for seed, (base, e) in enumerate(zip(SEED_EFFECT, NOISE)):
+        put(tmp_path, record("t_placebo", seed, 0.73 + base + e))  # helps as much as `good`: it must not
+        put(tmp_path, record("t_ablation", seed, 0.70 + base + 2 * e))
+    fam, comps = _family(tmp_path)
+    placebo = next(c for c in comps if (c.strategy, c.reference) == ("t_placebo", "real_only"))
+    assert placebo.verdict == stats.BETTER and stats.verdict_text(placebo) == "better ⚠ NEGATIVE CONTROL"
+    alarms = stats.control_sentences(comps)[1:]
+    assert alarms and alarms[0].startswith("⚠ **NEGATIVE CONTROL COMES OUT BETTER: t_placebo vs real_only, +")
+    table = leaderboard.verdict_table(fam, comps)
+    rows = table.splitlines()
+    at = rows.index("#### Controls")
+    first = lambda lines: {r.split(" | ")[0][2:] for r in lines if r.startswith("| ")}  # noqa: E731
+    assert first(rows[:at]) == {"strategy", "good", "bad", "partial", "random_synthetic"}
+    assert first(rows[at:]) == {"strategy", "t_placebo", "t_ablation"}
+    assert "| t_placebo | real_only | 5 | 0/5 |" in table and "| better ⚠ NEGATIVE CONTROL |" in table
+    wins = leaderboard.wins_table(stats.compare(leaderboard.collect(tmp_path)))
+    names = [line.split(" | ")[0][2:] for line in wins.splitlines() if line.startswith("| ")][1:]
+    assert names[-2:] == ["t_placebo (control)", "t_ablation (control)"]  # after the methods and baselines
+
+
+def test_wins_count_every_verdict(tmp_path):
+    write_suite(tmp_path)  # good better, bad worse, random_synthetic equivalent, partial too few pairs
+    for seed, (base, e) in enumerate(zip(SEED_EFFECT, NOISE)):
+        put(tmp_path, record("noisy", seed, 0.70 + base + 10 * e))  # inconclusive
+        put(tmp_path, record("twin", seed, 0.70 + base))  # identical to real_only
+    families = stats.compare(leaderboard.collect(tmp_path))
+    w = {x.strategy: x for x in stats.wins(families)}
+    counts = lambda x: (x.better, x.worse, x.equivalent, x.inconclusive, x.identical)  # noqa: E731
+    assert counts(w["good"]) == (1, 0, 0, 0, 0) and counts(w["bad"]) == (0, 1, 0, 0, 0)
+    assert counts(w["random_synthetic"]) == (0, 0, 1, 0, 0) and counts(w["noisy"]) == (0, 0, 0, 1, 0)
+    assert counts(w["partial"]) == (0, 0, 0, 1, 0) and counts(w["twin"]) == (0, 0, 0, 0, 1)  # too few: inconclusive
+    assert all(x.comparisons == 1 and x.reference == "real_only" for x in w.values())
+    text = leaderboard.wins_table(families)
+    assert "| strategy | comparisons | better | worse | equivalent | inconclusive | identical |" in text
+    assert "| twin | 1 | 0 | 0 | 0 | 0 | 1 |" in text and "| random_synthetic | 1 | 0 | 0 | 1 | 0 | 0 |" in text
+
+
+SUITE_FILE = """
+name: s
+version: 1
+primary_metric: accuracy
+datasets: [cifar10]
+budgets: [10]
+val_per_class: 2
+model: {name: small_cnn, params: {width: 4}}
+strategies: [real_only]
+metrics: [accuracy]
+seeds: [0, 1]
+MARGIN
+presets:
+  wide: {equivalence_margin: 5}
+"""
+
+
+def _suite_file(tmp_path: Path, margin: str | None) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE_FILE.replace("MARGIN", "" if margin is None else f"equivalence_margin: {margin}"))
+    return path
+
+
+def test_the_margin_comes_from_the_suite_file_or_the_default(tmp_path, monkeypatch):
+    from bench.registry import SUITES
+
+    results = tmp_path / "results"
+    for seed, (base, e) in enumerate(zip(SEED_EFFECT, NOISE)):
+        put(results, record("real_only", seed, 0.70 + base))
+        put(results, record("near", seed, 0.71 + base + 5 * e))  # 1.2 points, SD 1.5: inside ±3, not inside ±1
+    assert stats.equivalence_margin("s", "cpu") == (1.0, "the default: suite s is not registered here")
+    (c,) = next(iter(stats.compare(leaderboard.collect(results)).values()))
+    assert (c.verdict, c.margin) == (stats.INCONCLUSIVE, pytest.approx(0.01))
+    assert "inside ±1 point (the default: suite s is not registered here; TOST" in leaderboard.render(results)
+
+    monkeypatch.setitem(SUITES._entries, "s", str(_suite_file(tmp_path, "3")))
+    assert stats.equivalence_margin("s", "cpu") == (3.0, "the equivalence_margin of suite s")
+    assert stats.equivalence_margin("s", "wide") == (5.0, "the equivalence_margin of suite s")  # a preset may set it
+    assert stats.equivalence_margin("s", "tpu")[1].startswith("the default: suite s [tpu] does not load here (")
+    (c,) = next(iter(stats.compare(leaderboard.collect(results)).values()))
+    assert (c.verdict, c.margin) == (stats.EQUIVALENT, pytest.approx(0.03))
+    assert "inside ±3 points (the equivalence_margin of suite s; TOST" in leaderboard.render(results)
+
+    monkeypatch.setitem(SUITES._entries, "s", str(_suite_file(tmp_path, None)))
+    assert stats.equivalence_margin("s", "cpu") == (1.0, "the default: suite s declares no equivalence_margin")
+
+
+@pytest.mark.parametrize("value,message", [
+    ("0", "Input should be greater than 0"), ("-1", "Input should be greater than 0"),
+    (".nan", "Input should be a finite number"), (".inf", "Input should be a finite number"),
+    ("60", "Input should be less than or equal to 50"), ("true", "Input should be a valid number"),
+    ("'2'", "Input should be a valid number"), ("null", "Input should be a valid number"),
+])
+def test_a_bad_margin_is_a_one_line_error(tmp_path, value, message):
+    from bench.config import load_suite
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError) as exc:
+        load_suite(str(_suite_file(tmp_path, value)))
+    assert f"equivalence_margin: {message}" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_margin_is_no_part_of_a_cells_config_hash(tmp_path):
+    """Results are keyed by their config hash: a margin judges results, it must not make them stale."""
+    from bench.cells import expand_cells
+    from bench.config import load_suite
+
+    plain = [c.hash for c in expand_cells(load_suite(str(_suite_file(tmp_path, None))))]
+    assert [c.hash for c in expand_cells(load_suite(str(_suite_file(tmp_path, "2.5"))))] == plain

@@ -1,4 +1,5 @@
-"""`bench stats`: paired verdicts by seed, and the seeds needed to detect an effect."""
+"""`bench stats`: paired verdicts by seed (better, worse, equivalent, inconclusive, identical; bench.stats),
+the power check of the positive control, and the seeds needed to detect an effect."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,8 @@ from bench.errors import BenchError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    st = subparsers.add_parser("stats", help="paired verdicts by seed, and the seeds needed to detect an effect")
+    st = subparsers.add_parser("stats", help="paired verdicts by seed (better, worse, equivalent, inconclusive, "
+                               "identical), and the seeds needed to detect an effect")
     st.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results)")
     st.add_argument("--suite", help="only this suite (default: every suite with results)")
     st.add_argument("--effect", type=positive("--effect", "points"), metavar="POINTS",

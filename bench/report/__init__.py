@@ -5,15 +5,18 @@ One section per suite family (suite, version, preset), reusing the leaderboard's
 (`bench.leaderboard.collect`) and its per-group metric tables, and the paired verdicts of `bench.stats`
 (bench.report.page writes the HTML, bench.report.figures draws the figures):
 
+- the power check of the positive control and any negative-control alarm (bench.stats.control_sentences);
 - a summary table: per strategy the primary metric (mean ± SD over the seeds with status ok), the
-  verdict against the family's primary reference (Holm-adjusted paired t; the mean difference in points
-  with its 95% CI), up to N_SECONDARY secondary metrics and the mean wall time and CPU (or GPU) hours
-  per cell; the full metric table of the leaderboard inside a <details> element;
+  verdict against the family's primary reference (better / worse by the Holm-adjusted paired t,
+  equivalent by TOST within the suite's margin, inconclusive, identical models, too few pairs; the mean
+  difference in points with its 95% CI), up to N_SECONDARY secondary metrics and the mean wall time and
+  CPU (or GPU) hours per cell; the full metric table of the leaderboard inside a <details> element;
 - figures, each only where the results hold its data: the efficiency frontier (test primary metric
   against the synthetic examples added; against the real training examples where a data set has
   several budgets; validation accuracy against the synthetic total per round of the loop), |U_tau| and
   the mean uncertainty per round of the loop strategies, a forest plot of the paired differences
-  against the reference, and the cost: gain over the reference against the extra compute per cell; for
+  against the reference (coloured by verdict: green and red follow the Holm-adjusted paired t-test, blue
+  the TOST within the shaded margin), and the cost: gain over the reference against the extra compute per cell; for
   image suites, a grid of the synthetic thumbnails each strategy kept in its artifacts (bench.artifacts;
   the first seed that has them), where the results have artifacts files.
 

@@ -26,7 +26,10 @@ from bench.results import Group, Result, budget_segment, by_strategy, finite_num
 # matplotlib's tab10 colours, assigned to a family's strategies in sorted order.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
-VERDICT_COLOURS = {paired.BETTER: "#2ca02c", paired.WORSE: "#d62728"}  # others grey
+# Forest-plot colour by verdict: green / red the Holm-adjusted paired t-test, blue equivalence by TOST; grey
+# the others (inconclusive, identical models, too few pairs).
+VERDICT_COLOURS = {paired.BETTER: "#2ca02c", paired.WORSE: "#d62728", paired.EQUIVALENT: "#1f77b4"}
+MARGIN_SHADE = "#1f77b4"  # the band ±margin of practical equivalence, drawn faintly behind the forest plot
 GREY = "#7f7f7f"
 # SVG output that is identical run after run: ids hashed with a fixed salt, text kept as text (small
 # files; the browser's sans-serif font draws it), no date or creator in the metadata.
@@ -336,7 +339,8 @@ def label(c: paired.Comparison, several: bool) -> str:
 
 def forest_figure(comparisons: Sequence[paired.Comparison], reference: str | None = None) -> Any | None:
     """Paired mean differences against `reference` (default: the primary reference of the comparisons),
-    in points, with their 95% CIs (no whisker below 2 pairs), coloured by verdict."""
+    in points, with their 95% CIs (no whisker below 2 pairs or for identical models), coloured by verdict
+    (VERDICT_COLOURS), over the shaded band of the equivalence margin."""
     if reference is None:
         reference = paired.primary_reference(c.reference for c in comparisons)
     comps = [c for c in comparisons if c.reference == reference]
@@ -344,18 +348,21 @@ def forest_figure(comparisons: Sequence[paired.Comparison], reference: str | Non
         return None
     several = len({(c.dataset, c.budget) for c in comps}) > 1
     fig, (ax,) = _figure(1, width_per=6.0, height=0.9 + 0.32 * len(comps))
+    margin = comps[0].margin / paired.POINT
+    ax.axvspan(-margin, margin, color=MARGIN_SHADE, alpha=0.08, linewidth=0)
     for i, c in enumerate(comps):
         y = len(comps) - 1 - i  # first comparison on top
         t = c.test
         colour = VERDICT_COLOURS.get(c.verdict, GREY)
-        if t.ci_low is not None:
+        if t.ci_low is not None and c.verdict != paired.IDENTICAL:
             ax.plot([t.ci_low / paired.POINT, t.ci_high / paired.POINT], [y, y], color=colour, linewidth=1.5)
         ax.plot([t.mean / paired.POINT], [y], "o", color=colour)
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(comps)), [label(c, several) for c in reversed(comps)])
     arrow = "higher" if comps[0].higher_is_better else "lower"
     ax.set_xlabel(f"Δ {comps[0].metric} vs {reference} (points, 95% CI; {arrow} is better)")
-    ax.set_title("paired differences by seed (green better, red worse, grey no detectable difference)")
+    ax.set_title(f"paired differences (green better, red worse: Holm-adjusted paired t;\nblue equivalent: TOST "
+                 f"within the shaded ±{margin:g}; grey inconclusive, identical or too few pairs)")
     ax.grid(alpha=0.3, axis="x")
     return fig
 

@@ -33,7 +33,8 @@ th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top
 td.num,th.num{text-align:right}
 td.num{white-space:nowrap}
 tr.reference td{background:#f4f4f4}
-.better{color:#1a7f1a;font-weight:600}.worse{color:#b00;font-weight:600}
+.better{color:#1a7f1a;font-weight:600}.worse{color:#b00;font-weight:600}.equivalent{color:#1f5fa8;font-weight:600}
+p.alarm{color:#b00;font-weight:600}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
 img{max-width:100%;height:auto}
 section{border-top:2px solid #ddd;margin-top:2em}
@@ -42,15 +43,19 @@ details{margin:.5em 0 1em}summary{cursor:pointer}
 
 
 def suite_description(name: str, version: int) -> str:
-    """The registered suite's `description`, if the registered file is still this version (a newer
-    version may describe different runs); "" otherwise or where the suite is not registered here."""
+    """The registered suite's `description`; where the registered file is a newer version than these
+    results, marked as such (a newer version may describe different runs); "" where the suite is not
+    registered here."""
     try:
         if name not in SUITES:
             return ""
         raw = read_suite_file(Path(SUITES.get(name)))
     except BenchError:  # a plug-in that fails to load, an unreadable file: the report goes on without
         return ""
-    return str(raw.get("description") or "") if raw.get("version") == version else ""
+    text = str(raw.get("description") or "")
+    if text and raw.get("version") != version:
+        text += f" (as the suite file describes its version {raw.get('version')}; these results are version {version})"
+    return text
 
 
 def secondary_metrics(directions: Mapping[str, bool], primary: str) -> list[str]:
@@ -69,13 +74,6 @@ def _td(x: Any, num: bool = False, cls: str = "") -> str:
     classes = " ".join(c for c in ("num" if num else "", cls) if c)
     attr = f' class="{classes}"' if classes else ""
     return f"<td{attr}>{_e(x)}</td>"
-
-
-def _delta(c: paired.Comparison) -> str:
-    """Δ in points with its 95% CI, as in the leaderboard's verdict table: "+1.23 [-0.40, +2.86]"."""
-    t = c.test
-    ci = f" [{t.ci_low / paired.POINT:+.2f}, {t.ci_high / paired.POINT:+.2f}]" if t.ci_low is not None else ""
-    return f"{t.mean / paired.POINT:+.2f}{ci}"
 
 
 def _markdown_table(md: str) -> str:
@@ -129,9 +127,14 @@ def section(family: Family, groups: Mapping[Group, Sequence[Result]], comparison
         parts.append(f"<p>Primary metric: <b>{_e(primary)}</b> {arrow}. No strategy of these results is a "
                      "reference of the verdicts.</p>\n")
     else:
-        parts.append(f"<p>Primary metric: <b>{_e(primary)}</b> {arrow}. Verdicts against {_e(reference)}: paired by "
-                     "seed, Holm-adjusted paired t-test over the suite's comparisons; Δ in points (0.01 of the metric) "
-                     "with its 95% confidence interval.</p>\n")
+        margin = f"±{comparisons[0].margin / paired.POINT:g} points" if comparisons else "the suite's margin"
+        parts.append(f"<p>Primary metric: <b>{_e(primary)}</b> {arrow}. Verdicts against {_e(reference)}, paired by "
+                     "seed: better or worse by the Holm-adjusted paired t-test over the suite's comparisons; else "
+                     f"equivalent when the 90% CI lies inside {_e(margin)} (TOST); else inconclusive; identical where "
+                     "both models are the same. Δ in points (0.01 of the metric) with its 95% confidence interval.</p>\n")
+        for sentence in paired.control_sentences(comparisons) if comparisons else []:
+            alarm = ' class="alarm"' if sentence.startswith("⚠") else ""
+            parts.append(f"<p{alarm}>{_e(sentence.replace('**', ''))}</p>\n")
     parts.append(_summary_table(groups, comparisons, reference, primary, directions, secondary, hours, several))
     if comparisons:
         parts.append(f"<p>{_e(paired.power_sentence(comparisons))}</p>\n")
@@ -168,7 +171,10 @@ def section(family: Family, groups: Mapping[Group, Sequence[Result]], comparison
             f"test {primary} against the real-data budget, {dataset}",
             f"Test {primary} against the real training examples, {dataset}: one point per budget.")
     add(f"{stem}-forest.svg", lambda: figures.forest_figure(comparisons, reference), f"forest plot against {reference}",
-        f"Paired differences against {reference} with 95% confidence intervals.")
+        f"Paired differences against {reference} with 95% confidence intervals. Colour: the verdict; green (better) "
+        "and red (worse) follow the Holm-adjusted paired t-test, blue (equivalent) the TOST within the shaded margin "
+        "(it reads the 90% CI, narrower than the 95% CI drawn), "
+        "grey the rest (inconclusive, identical models, too few pairs).")
     cost_rows = figures.costs(groups, comparisons, hours, reference)
     add(f"{stem}-cost.svg", lambda: figures.cost_figure(cost_rows, unit), "cost per point",
         f"Cost: gain in {primary} over {reference} against the extra {unit} per cell.")
@@ -208,7 +214,8 @@ def _summary_table(groups: Mapping[Group, Sequence[Result]], comparisons: Sequen
             cells = [_td(f"{dataset} {budget_segment(budget)}")] if several else []
             cells += [_td(s), _td(leaderboard._mean_std(vals), num=True), _td(len(vals), num=True)]
             if c is not None:
-                cells += [_td(c.verdict, cls="verdict " + c.verdict.replace(" ", "-")), _td(_delta(c), num=True),
+                cells += [_td(paired.verdict_text(c), cls="verdict " + c.verdict.replace(" ", "-")),
+                          _td(paired.delta_text(c), num=True),
                           _td(leaderboard._fmt_p(c.p_holm), num=True)]
             else:
                 cells += [_td("reference" if s == reference else "—", cls="verdict"), _td("—", num=True),
