@@ -5,13 +5,12 @@ import math
 from pathlib import Path
 
 import pytest
+from test_stats import put, record
 
 from bench import stats
 from bench.cli import main
 from bench.cli.plan import make_plan
 from bench.config import load_suite
-
-from test_stats import put, record
 
 # Differences active_synthesis - real_only of 1, 3, 2 points: SD 1 point.
 DIFFS = [0.01, 0.03, 0.02]
