@@ -352,11 +352,19 @@ class MetricCaps:
     # probabilities (with the test labels and groups); "synthetic" the synthetic split, kept only
     # under --keep-synthetic; "model" the trained classifier itself (PGD), which no result keeps.
     needs: Literal["predictions", "synthetic", "model"] = "predictions"
+    # The level of a model that learned nothing, against which the verdicts check that the primary
+    # reference learned the task at all (bench.stats.chance_level): "majority" the share of the test
+    # split's most common class (the best constant prediction: accuracy), "uniform" 1/C (what every
+    # constant prediction and uniform guessing score: balanced accuracy). None: no chance level (F1, NLL,
+    # ECE, ...), so no check.
+    chance: Literal["majority", "uniform"] | None = None
 
     def __post_init__(self) -> None:
         _declared(self)
         if self.needs not in ("predictions", "synthetic", "model"):
             raise ValueError(f"needs must be predictions, synthetic or model, got {self.needs!r}")
+        if self.chance not in (None, "majority", "uniform"):
+            raise ValueError(f"chance must be majority, uniform or None, got {self.chance!r}")
 
 
 @dataclass(frozen=True)

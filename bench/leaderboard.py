@@ -14,7 +14,8 @@ how many seeds the returned model kept synthetic data; the metric table gives th
 After the tables of each (suite, version, preset) comes its verdict table: every strategy against
 each reference (the strategies whose capabilities declare a `reference` rank), paired by seed
 (`bench.stats`), opened by the power check of the positive control and the equivalence margin, with the
-controls (strategies of kind "control") in a block of their own; at the end, the wins table counts per
+controls (strategies of kind "control") in a block of their own, and no rows for a (dataset, budget) whose
+primary reference does not beat chance (one line says so: bench.stats' chance check); at the end, the wins table counts per
 strategy the verdicts of its comparisons against the primary reference.
 """
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 from bench import stats as paired
 from bench.config import budget_text
@@ -42,6 +42,7 @@ from bench.results import (
     load_results,
     scalar_metrics,
 )
+from bench.stats import mean_ci  # the tables' interval is the chance check's (bench.stats)
 
 HEADER = (
     "# Leaderboard\n\n"
@@ -62,18 +63,10 @@ HEADER = (
     "differences and this number of seeds. Each verdict table opens with a power check: the positive\n"
     "control (more real data) against the primary reference; where it is not detected, the suite cannot\n"
     "see even real data and its equivalent verdicts are shown as inconclusive. Controls: a block of their own.\n"
+    "Where the primary reference does not beat chance (the lower end of its 95% CI is at or below the metric's\n"
+    "chance level), the task model has not learned the task: a line says so and that data set and budget gets\n"
+    "no verdict rows and no count in the wins.\n"
 )
-
-
-def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float, float | None, float | None]:
-    """(mean, sample std, CI low, CI high); std 0 and no CI for a single value."""
-    a = np.asarray(values, dtype=float)
-    mean = float(a.mean())
-    if len(a) < 2:
-        return mean, 0.0, None, None
-    std = float(a.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, len(a) - 1)) * std / math.sqrt(len(a))
-    return mean, std, mean - half, mean + half
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -167,9 +160,9 @@ VERDICT_ALIGN = ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "
 
 def verdict_table(family: tuple[str, int, str], comparisons: list[paired.Comparison],
                   effect_points: float = paired.DEFAULT_EFFECT_POINTS) -> str:
-    """Markdown for one family (suite, version, preset): the power check and any negative-control alarm,
-    the equivalence margin, one row per comparison (controls in a block of their own), then the line
-    that sizes the seeds."""
+    """Markdown for one family (suite, version, preset): the chance lines, the power check and any
+    negative-control alarm, the equivalence margin, one row per comparison (controls in a block of their
+    own; none for a (dataset, budget) at chance), then the line that sizes the seeds."""
     suite, version, preset = family
     c0 = comparisons[0]
     several = len({c.group for c in comparisons}) > 1  # then a column says which
@@ -195,16 +188,19 @@ def verdict_table(family: tuple[str, int, str], comparisons: list[paired.Compari
     source = paired.equivalence_margin(suite, preset)[1]
     lines = [f"\n### Verdicts: {suite} v{version} · preset {preset}\n\n"]
     lines += [f"{sentence}\n\n" for sentence in paired.control_sentences(comparisons)]
-    lines.append(f"Equivalent: the 90% CI of Δ lies inside ±{c0.margin / paired.POINT:g} "
-                 f"point{'' if c0.margin == paired.POINT else 's'} ({source}; TOST at {paired.ALPHA:g}, per comparison).\n\n")
-    ordered = sorted(comparisons, key=order)
+    ordered = sorted((c for c in comparisons if c.verdict != paired.AT_CHANCE), key=order)  # at chance: no rows
+    if ordered:
+        lines.append(f"Equivalent: the 90% CI of Δ lies inside ±{c0.margin / paired.POINT:g} "
+                     f"point{'' if c0.margin == paired.POINT else 's'} ({source}; TOST at {paired.ALPHA:g}, "
+                     "per comparison).\n\n")
     methods = [c for c in ordered if not paired.is_control(c.strategy)]
     controls = [c for c in ordered if paired.is_control(c.strategy)]
     if methods:
         lines += header + [row(c) for c in methods]
     if controls:
         lines += ["\n#### Controls\n\n"] + header + [row(c) for c in controls]
-    lines.append(f"\n{paired.power_sentence(comparisons, effect_points)}\n")
+    if ordered:  # at chance everywhere: nothing to size the seeds for
+        lines.append(f"\n{paired.power_sentence(comparisons, effect_points)}\n")
     return "".join(lines)
 
 
@@ -219,7 +215,8 @@ def wins_table(families: dict[tuple[str, int, str], list[paired.Comparison]], re
     lines = [f"\n## Wins against {reference} across suites, presets, data sets and budgets\n\n",
              "Per strategy: its comparisons against " + reference + " in the verdict tables above, by verdict: better\n"
              "or worse (Holm-adjusted paired t, p < 0.05), equivalent (TOST within the suite's margin), inconclusive\n"
-             "(including too few pairs), identical models. Controls last, marked.\n\n",
+             "(including too few pairs), identical models. Controls last, marked. Not counted: the data sets and budgets\n"
+             f"where {reference} does not beat chance (no verdict there).\n\n",
              "| strategy | comparisons | better | worse | equivalent | inconclusive | identical |\n",
              "|---|---:|---:|---:|---:|---:|---:|\n"]
     for w in rows:

@@ -43,6 +43,22 @@ primary reference; where it does not, that (dataset, budget) cannot see even an 
 its "equivalent" verdicts become "inconclusive" (`check_power`). A negative control that comes out better
 is an alarm (`control_sentences`).
 
+The chance check: where the primary reference does not beat chance on a (dataset, budget), the task
+model has not learned the task, and no verdict there means anything. Chance is the level a model that
+learned nothing reaches, declared by the metric (`MetricCaps.chance`): "majority" for accuracy and exact
+match, the share of the test split's most common class (the best constant prediction, which a model
+that learned nothing can always reach: uniform guessing, 1/C, is a lower bar that an imbalanced test split
+clears without learning anything); "uniform" for balanced accuracy, 1/C (what every constant prediction
+scores); none for the rest (F1, NLL, ECE, ...): no check. The class counts of the test split come from
+the registered data set's `test_per_class` (DatasetCaps), or from the suite's `test_per_class` subset
+(that many of every class), never from the heavy stored predictions; a data set not registered here,
+or whose recorded test_examples disagree with those counts (other loader parameters), gets no check. The
+reference beats chance when the lower end of the 95% t interval of its mean over its ok seeds lies above
+the level; otherwise (an interval that reaches chance cannot tell the model from one that learned
+nothing) every comparison of that (dataset, budget) gets the verdict "at chance": no test, no member of
+the Holm family, no row in the verdict tables and no count in the wins; one line opens the verdict table
+instead. Below 2 seeds there is no interval and no check (the verdicts are too few pairs anyway).
+
 Differences are shown in points: one point is 0.01 of the metric (a percentage point for accuracy).
 Everything here is a pure function of result records (bench.results.Result, or records as stored in
 results/), of the registered capabilities and of the registered suite files' margins.
@@ -60,7 +76,7 @@ from scipy import optimize, stats
 
 from bench.config import DEFAULT_EQUIVALENCE_MARGIN, load_suite
 from bench.errors import BenchError
-from bench.registry import STRATEGIES, SUITES
+from bench.registry import DATASETS, METRICS, STRATEGIES, SUITES
 from bench.results import Result, budget_segment, by_seed, by_strategy
 
 ALPHA = 0.05  # two-sided significance level of every test and of the power computations
@@ -72,7 +88,8 @@ MAX_SEEDS = 100_000  # search limit of seeds_needed; beyond it the answer is "mo
 # The verdicts (see the module docstring), in the order the wins table counts them.
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
 IDENTICAL, TOO_FEW = "identical", "too few pairs"
-VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, IDENTICAL, TOO_FEW)
+AT_CHANCE = "at chance"  # no verdict: the primary reference does not beat chance (the chance check)
+VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, IDENTICAL, TOO_FEW, AT_CHANCE)
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,18 @@ class PairedTest:
     p_t: float | None  # paired t-test, two-sided
     p_wilcoxon: float | None  # Wilcoxon signed-rank, two-sided
     p_tost: float | None = None  # TOST against ±margin (the larger one-sided p); None without a margin
+
+
+def mean_ci(values: Sequence[float], level: float = 1 - ALPHA) -> tuple[float, float, float | None, float | None]:
+    """(mean, sample std, CI low, CI high) of `values`, the CI of the mean by Student's t with n - 1 degrees
+    of freedom; std 0 and no CI for a single value."""
+    a = np.asarray(values, dtype=float)
+    mean = float(a.mean())
+    if len(a) < 2:
+        return mean, 0.0, None, None
+    std = float(a.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(a) - 1)) * std / math.sqrt(len(a))
+    return mean, std, mean - half, mean + half
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA,
@@ -227,6 +256,71 @@ def verdict(p_adjusted: float | None, mean: float, higher_is_better: bool, p_tos
 
 
 @dataclass(frozen=True)
+class Chance:
+    """The chance check of one (dataset, budget): the primary reference's mean of the primary metric over
+    its ok seeds, with the 95% t interval, against the metric's chance level (all in metric units)."""
+
+    reference: str
+    metric: str
+    mean: float
+    ci_low: float
+    ci_high: float
+    seeds: int
+    level: float
+    basis: str  # how the level was found, in a few words
+
+    @property
+    def beaten(self) -> bool:
+        """The interval lies above chance: the reference learned something."""
+        return self.ci_low > self.level
+
+
+def class_counts(r: Result) -> tuple[int, ...] | None:
+    """Examples per class of the test split `r` was scored on: the suite's `test_per_class` subset (that
+    many of every class), else the registered data set's official counts (DatasetCaps.test_per_class).
+    None where the data set is not registered here or declares no counts, or where the cell's recorded
+    test_examples disagree (other loader parameters: the declared counts are those of the defaults)."""
+    name = (r.config.get("dataset") or {}).get("name", r.dataset)
+    if name not in DATASETS:
+        return None
+    caps = DATASETS.caps(name)
+    subset = r.config.get("test_per_class")
+    counts = (int(subset),) * caps.classes if subset is not None else caps.test_per_class
+    if not counts or (r.test_examples is not None and r.test_examples != sum(counts)):
+        return None
+    return tuple(counts)
+
+
+def chance_level(results: Sequence[Result], metric: str) -> tuple[float, str] | None:
+    """The chance level of `metric` (metric units) on the test split of `results` (one (dataset, budget),
+    one test split), with how it was found; None where the metric declares no chance (MetricCaps.chance)
+    or the test split's classes are not known here (`class_counts`)."""
+    kind = METRICS.caps(metric).chance if metric in METRICS else None
+    counts = next((c for r in results if (c := class_counts(r)) is not None), None)
+    if kind is None or counts is None:
+        return None
+    if kind == "majority":
+        return max(counts) / sum(counts), f"the majority class's share of the {sum(counts):,} test examples"
+    return 1 / len(counts), f"1/C, C = {len(counts)} classes"
+
+
+def chance_check(results: Sequence[Result], metric: str, higher_is_better: bool) -> Chance | None:
+    """The chance check of one (dataset, budget): the primary reference's ok seeds against the chance level
+    of `metric`; None where there is no reference, no chance level, a lower-is-better metric or below 2
+    seeds (no interval)."""
+    ref = primary_reference(r.strategy for r in results)
+    found = chance_level(results, metric) if higher_is_better else None
+    if ref is None or found is None:
+        return None
+    values = [v for r in by_seed(r for r in results if r.strategy == ref).values()
+              if r.ok and (v := r.value(metric)) is not None]
+    mean, _, low, high = mean_ci(values) if values else (0.0, 0.0, None, None)
+    if low is None or high is None:
+        return None
+    return Chance(ref, metric, mean, low, high, len(values), *found)
+
+
+@dataclass(frozen=True)
 class Comparison:
     """One row of a verdict table: `strategy` against `reference` on one (dataset, budget)."""
 
@@ -250,6 +344,8 @@ class Comparison:
     round0: int = 0  # paired seeds in which both cells returned their round-0 model (`returned_round`)
     # TOST found it equivalent, but the (dataset, budget)'s positive control was not detected: shown inconclusive
     unpowered: bool = False
+    # The primary reference does not beat chance on this (dataset, budget): verdict AT_CHANCE
+    at_chance: Chance | None = None
 
     @property
     def family(self) -> tuple[str, int, str]:
@@ -352,6 +448,8 @@ def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = 
     loops = {s: {k for k, r in seeds.items() if loop_round(r) is not None} for s, seeds in strategy_results.items()}
     strategies = sorted(strategy_results)
     refs = references(strategies)
+    chance = chance_check(results, metric, higher)
+    at_chance = chance if chance is not None and not chance.beaten else None
     out = []
     for ref in refs:
         for strat in strategies:
@@ -369,12 +467,14 @@ def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = 
             # (real-data) model in every seed. Nothing to test: no p, no CI, no MDE.
             same = t.n >= 2 and ((t.mean == 0 and t.sd == 0)
                                  or (round0 == t.n and set(seeds) <= loops[strat] & loops[ref]))
-            if same:
+            if at_chance is not None:  # the reference learned nothing: no test
+                v, p, m = AT_CHANCE, None, None
+            elif same:
                 v, p, m = IDENTICAL, None, None
             else:
                 v, p, m = verdict(t.p_t, t.mean, higher, t.p_tost, alpha), t.p_t, mde(t.sd, t.n, alpha, power)
             out.append(Comparison(first.suite, first.version, first.preset, first.dataset, first.budget, metric,
-                                  higher, strat, ref, seeds, t, p, v, m, margin, round0))
+                                  higher, strat, ref, seeds, t, p, v, m, margin, round0, at_chance=at_chance))
     return out
 
 
@@ -460,6 +560,8 @@ def delta_text(c: Comparison) -> str:
 def verdict_text(c: Comparison) -> str:
     """The verdict as the tables show it: identical models with the seeds that returned round 0, and a
     negative control that comes out better flagged."""
+    if c.verdict == AT_CHANCE:
+        return "no verdict: at chance"
     if c.verdict == IDENTICAL:
         n = len(c.seeds)
         return (f"identical models (round 0 returned in {c.round0} of {n} seeds)" if c.round0 == n
@@ -469,16 +571,27 @@ def verdict_text(c: Comparison) -> str:
     return c.verdict
 
 
+def chance_sentence(chance: Chance, where: str = "") -> str:
+    """The line that replaces the verdicts of a (dataset, budget) whose primary reference is at chance."""
+    return (f"At chance{where}: the task model has not learned the task ({chance.reference} {chance.metric} mean "
+            f"{chance.mean:.4f}, 95% CI [{chance.ci_low:.4f}, {chance.ci_high:.4f}] over {chance.seeds} seeds, "
+            f"chance {chance.level:.4f}: {chance.basis}), so no verdict is given there.")
+
+
 def control_sentences(comparisons: Sequence[Comparison]) -> list[str]:
-    """The lines that open a family's verdict table: per (dataset, budget) the power check (the positive
-    control against the primary reference: detected, not detected, or not run), then an alarm for each
-    negative control that comes out better than a reference."""
+    """The lines that open a family's verdict table: per (dataset, budget) whose primary reference is at
+    chance, the chance line (its verdicts are void); per other (dataset, budget) the power check (the
+    positive control against the primary reference: detected, not detected, or not run), then an alarm
+    for each negative control that comes out better than a reference."""
     primary = primary_reference(c.reference for c in comparisons)
-    groups = list(dict.fromkeys(c.group for c in comparisons))
+    every = list(dict.fromkeys(c.group for c in comparisons))
+    chance = {c.group: c.at_chance for c in comparisons if c.at_chance is not None}
+    lines = [chance_sentence(ch, f" ({g[0]} {budget_segment(g[1])})" if len(every) > 1 else "")
+             for g, ch in chance.items()]
+    groups = [g for g in every if g not in chance]
     positives = _positive_controls(comparisons)
-    lines = []
     for g in groups if positives else groups[:1]:  # without any positive control, one line says so
-        where = f" ({g[0]} {budget_segment(g[1])})" if positives and len(groups) > 1 else ""
+        where = f" ({g[0]} {budget_segment(g[1])})" if positives and len(every) > 1 else ""
         cs = positives.get(g)
         if not cs:
             lines.append(f"Power check{where}: no positive control ran (a strategy registered with control_role "
@@ -520,13 +633,14 @@ class Wins:
 
 def wins(families: Mapping[Any, Sequence[Comparison]], reference: str | None = None) -> list[Wins]:
     """Counts per strategy over every comparison against `reference` (default: the primary reference of
-    `families`, from `compare`), sorted by better - worse, then better, then name; controls last."""
+    `families`, from `compare`), sorted by better - worse, then better, then name; controls last. Comparisons
+    at chance are no verdict and not counted."""
     if reference is None:
         reference = primary_reference(c.reference for comps in families.values() for c in comps)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for comps in families.values():
         for c in comps:
-            if c.reference == reference:
+            if c.reference == reference and c.verdict != AT_CHANCE:  # at chance: no verdict to count
                 counts[c.strategy][c.verdict] += 1
     rows = [Wins(s, reference, sum(k.values()), k[BETTER], k[WORSE], k[EQUIVALENT], k[INCONCLUSIVE] + k[TOO_FEW],
                  k[IDENTICAL]) for s, k in counts.items()]
@@ -536,8 +650,9 @@ def wins(families: Mapping[Any, Sequence[Comparison]], reference: str | None = N
 def pooled_sd(comparisons: Iterable[Comparison]) -> tuple[float | None, int]:
     """SD of the paired differences pooled over comparisons (variances weighted by their degrees of
     freedom), and the most common number of pairs (ties: the larger). (None, n) below 2 pairs. Identical
-    models are left out: their differences (often exactly 0) say nothing of the noise between two models."""
-    comps = [c for c in comparisons if c.verdict != IDENTICAL]
+    models are left out: their differences (often exactly 0) say nothing of the noise between two models;
+    so are comparisons at chance (models that learned nothing)."""
+    comps = [c for c in comparisons if c.verdict not in (IDENTICAL, AT_CHANCE)]
     num = sum((c.test.n - 1) * c.test.sd ** 2 for c in comps if c.test.sd is not None)
     df = sum(c.test.n - 1 for c in comps if c.test.sd is not None)
     ns = Counter(c.test.n for c in comps)
@@ -550,6 +665,8 @@ def power_sentence(comparisons: Sequence[Comparison], effect_points: float = DEF
     """One line for a family: the MDE at its usual number of seeds and the seeds a given effect needs,
     both at the pooled SD of the paired differences, e.g. "With 3 seeds a difference under 2.1 points
     cannot be seen ...; detecting 1 point needs 14 seeds"."""
+    if comparisons and all(c.verdict == AT_CHANCE for c in comparisons):
+        return "No verdicts to size the seeds for: the reference is at chance everywhere."
     sd, n = pooled_sd(comparisons)
     if sd is None:
         return "Too few paired seeds (below 2) to estimate the spread of the differences."

@@ -22,7 +22,7 @@ def _tensors(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(np.asarray(ctx.probs, dtype=np.float64)), torch.tensor(np.asarray(ctx.y_true, dtype=np.int64))
 
 
-@METRICS.register("accuracy", range=(0, 1), summary=0, higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("accuracy", range=(0, 1), summary=0, chance="majority", higher_is_better=True, modalities=MODALITIES)
 def accuracy(ctx: EvalContext) -> float:
     """Fraction of test examples whose arg-max prediction is the label."""
     p, y = _tensors(ctx)

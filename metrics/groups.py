@@ -14,7 +14,8 @@ from bench.errors import BenchError
 from bench.registry import METRICS
 
 
-@METRICS.register("balanced_accuracy", range=(0, 1), summary=1, higher_is_better=True, modalities=MODALITIES)
+@METRICS.register("balanced_accuracy", range=(0, 1), summary=1, chance="uniform", higher_is_better=True,
+                  modalities=MODALITIES)
 def balanced_accuracy(ctx: EvalContext) -> float:
     """Mean over the classes present in the test labels of the recall (the per-class accuracy);
     chance level is 1 / C whatever the class proportions."""

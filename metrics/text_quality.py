@@ -164,7 +164,7 @@ def _self_bleu_scores(texts: list[str]) -> list[float]:
     return scores
 
 
-@METRICS.register("exact_match", range=(0, 1), higher_is_better=True, modalities=TEXT)
+@METRICS.register("exact_match", range=(0, 1), chance="majority", higher_is_better=True, modalities=TEXT)
 def exact_match(ctx: EvalContext) -> float:
     """Share of test questions whose chosen option (the arg-max of the predicted probabilities over the
     options) is the correct one. For multiple-choice data the classes are the options (MedQA's answer

@@ -12,7 +12,7 @@ from scipy import stats as sps
 from bench import leaderboard, stats
 from bench.cli import main
 from bench.config import config_hash
-from bench.results import cell_path, write_result
+from bench.results import Result, cell_path, write_result
 
 
 def record(strategy: str, seed: int, value: float, *, status: str = "ok", metric: str = "accuracy",
@@ -350,7 +350,7 @@ def test_identical_models_are_no_test(tmp_path):
     cells = dict(zip(names, rounds.strip("| ").split(" | ")[1:]))
     assert (cells["loop_c"], cells["loop_b"], cells["real_only"]) == ("1, 0, 0", "0, 0, 0", "—")
     synthetic = dict(KEPT, synthetic_in_returned_model=7)  # where the log says it, it counts
-    assert leaderboard.synthetic_in_model(stats.Result.of(record("x", 0, 0.5, log=synthetic))) == 7
+    assert leaderboard.synthetic_in_model(Result.of(record("x", 0, 0.5, log=synthetic))) == 7
 
 
 @pytest.fixture
@@ -523,3 +523,63 @@ def test_the_margin_is_no_part_of_a_cells_config_hash(tmp_path):
 
     plain = [c.hash for c in expand_cells(load_suite(str(_suite_file(tmp_path, None))))]
     assert [c.hash for c in expand_cells(load_suite(str(_suite_file(tmp_path, "2.5"))))] == plain
+
+
+# The chance check: registered data sets give the test split's classes (DatasetCaps.test_per_class).
+# adult: 11,360 and 3,700 test examples; cifar10: 1,000 of each of 10 classes; imdb: 12,500 of each of 2.
+
+
+def test_chance_levels_of_accuracy_and_balanced_accuracy():
+    adult = [Result.of(record("real_only", 0, 0.8, dataset="adult"))]
+    majority, basis = stats.chance_level(adult, "accuracy")
+    assert majority == pytest.approx(11360 / 15060) and "majority class" in basis  # the best constant prediction
+    assert stats.chance_level(adult, "balanced_accuracy")[0] == pytest.approx(1 / 2)  # 1/C whatever the mix
+    assert stats.chance_level(adult, "exact_match")[0] == pytest.approx(11360 / 15060)  # accuracy on options
+    assert stats.chance_level(adult, "macro_f1") is None and stats.chance_level(adult, "nll") is None  # none defined
+    subset = record("real_only", 0, 0.8, dataset="adult")
+    subset["config"]["test_per_class"] = 100  # the suite's balanced test subset: 100 of each class
+    assert stats.chance_level([Result.of(subset)], "accuracy")[0] == pytest.approx(1 / 2)
+    other = record("real_only", 0, 0.8, dataset="adult")
+    other["real_data"] = {"test_examples": 999}  # other loader parameters: the declared counts do not hold
+    assert stats.chance_level([Result.of(other)], "accuracy") is None
+    assert stats.chance_level([Result.of(record("real_only", 0, 0.8))], "accuracy") is None  # "d": unknown
+
+
+def write_chance_suite(root: Path) -> None:
+    """One family, two groups: on cifar10 real_only is at chance (about 0.10 of 10 balanced classes), on
+    imdb it is well above (0.80 against 0.5); `good` gains 3 points in every seed on both."""
+    for seed, (low, high) in enumerate([(0.095, 0.80), (0.110, 0.82), (0.102, 0.78)]):
+        for dataset, base in (("cifar10", low), ("imdb", high)):
+            put(root, record("real_only", seed, base, dataset=dataset))
+            put(root, record("good", seed, base + 0.03 + NOISE[seed], dataset=dataset))
+
+
+def test_a_group_at_chance_gets_the_line_and_no_verdicts(tmp_path, capsys):
+    write_chance_suite(tmp_path)
+    fam, comps = _family(tmp_path)
+    at = next(c for c in comps if c.dataset == "cifar10")
+    assert (at.verdict, at.p_holm, at.mde) == (stats.AT_CHANCE, None, None)
+    assert stats.verdict_text(at) == "no verdict: at chance"
+    assert at.at_chance.level == pytest.approx(0.1) and not at.at_chance.beaten
+    mean, _, low, high = stats.mean_ci([0.095, 0.110, 0.102])
+    lines = stats.control_sentences(comps)
+    assert lines[0] == (f"At chance (cifar10 n10): the task model has not learned the task (real_only accuracy mean "
+                        f"{mean:.4f}, 95% CI [{low:.4f}, {high:.4f}] over 3 seeds, chance 0.1000: the majority class's "
+                        "share of the 10,000 test examples), so no verdict is given there.")
+    table = leaderboard.verdict_table(fam, comps)
+    assert lines[0] in table and "| cifar10 n10 |" not in table  # no rows for the group at chance
+    families = stats.compare(leaderboard.collect(tmp_path))
+    assert [(w.strategy, w.comparisons, w.better) for w in stats.wins(families)] == [("good", 1, 1)]  # imdb only
+    assert main(["stats", "--results", str(tmp_path)]) == 0
+    assert lines[0] in capsys.readouterr().out
+
+
+def test_a_group_above_chance_keeps_its_verdicts(tmp_path):
+    write_chance_suite(tmp_path)
+    fam, comps = _family(tmp_path)
+    kept = next(c for c in comps if c.dataset == "imdb")
+    assert (kept.verdict, kept.at_chance) == (stats.BETTER, None)
+    assert not any(line.startswith("At chance (imdb") for line in stats.control_sentences(comps))
+    assert "| imdb n10 | good | real_only | 3 |" in leaderboard.verdict_table(fam, comps)
+    results = [r for rs in leaderboard.collect(tmp_path).values() for r in rs if r.dataset == "imdb"]
+    assert stats.chance_check(results, "accuracy", True).beaten  # CI above 0.5

@@ -61,9 +61,7 @@ def make_plan(results: Path, suite, effect_points: float) -> dict:
     ids = [s.key for s in suite.strategies]
     names = {s.key: s.name for s in suite.strategies}
     kinds = {i: STRATEGIES.caps(n).kind for i, n in names.items() if n in STRATEGIES.names()}
-    refs = sorted((STRATEGIES.caps(n).reference, i) for i, n in names.items()
-                  if n in STRATEGIES.names() and STRATEGIES.caps(n).reference is not None)
-    methods = [i for i in ids if kinds.get(i) == "method"]
+    methods, refs = key_strategies(suite)
     # The loop's strategies: the method, its controls and the strategies declared the control of another.
     loop = {i for i, n in names.items() if n in STRATEGIES.names()
             and (kinds[i] in ("method", "control") or STRATEGIES.caps(n).control_of is not None)}
@@ -74,7 +72,7 @@ def make_plan(results: Path, suite, effect_points: float) -> dict:
         values = {s: {k: r.value(metric) for k, r in by_seed(rs).items() if r.ok and r.value(metric) is not None}
                   for s, rs in by_strategy(group).items()}
         for method in methods:
-            for _, ref in refs:
+            for ref in refs:
                 seeds = sorted(set(values.get(method, {})) & set(values.get(ref, {})))
                 if len(seeds) < 2:
                     continue
@@ -99,6 +97,17 @@ def make_plan(results: Path, suite, effect_points: float) -> dict:
     datasets_budgets = max(1, len(suite.datasets) * len(suite.budgets))
     return {"suite": suite.name, "version": version, "current": suite.version, "preset": preset,
             "comparisons": comparisons, "cost": cost, "estimated": estimated, "groups": datasets_budgets}
+
+
+def key_strategies(suite) -> tuple[list[str], list[str]]:
+    """The strategy ids of the key comparisons: the methods (kind `method`, in suite order) and the
+    references (`StrategyCaps.reference` set, in the order of their reference rank, then id)."""
+    from bench.registry import STRATEGIES
+
+    names = {s.key: s.name for s in suite.strategies if s.name in STRATEGIES.names()}
+    methods = [i for i, n in names.items() if STRATEGIES.caps(n).kind == "method"]
+    refs = sorted((STRATEGIES.caps(n).reference, i) for i, n in names.items() if STRATEGIES.caps(n).reference is not None)
+    return methods, [i for _, i in refs]
 
 
 def _groups(cells):
