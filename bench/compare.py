@@ -18,6 +18,11 @@ metric value (a mapping such as per_class_accuracy key by key; None equals None)
 
 `tolerance` (the --tolerance flag) replaces both rules with one relative tolerance for every pair, CPU
 pairs included (for a rerun on another CPU, whose kernels may round differently).
+
+For the pairs that differ (or whose config_hash differs), the report names how the two sides' recorded
+environments differ (`environment_differences`), grouped over cells, each with its remedy: the torch
+thread count (a float sum over another number of threads rounds differently), the CPU's kernel
+capability and model, the device, a library's version, the code's commit.
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ class Report:
     hash_differs: list[dict[str, str]] = field(default_factory=list)
     only_in_ref: list[str] = field(default_factory=list)
     only_in_new: list[str] = field(default_factory=list)
-    cpus: tuple[list[str], list[str]] = ([], [])  # the CPU models each side's paired cells ran on
+    environment: list[dict[str, Any]] = field(default_factory=list)  # see environment_differences
 
     @property
     def paired(self) -> int:
@@ -72,7 +77,7 @@ class Report:
                 "identical": self.identical, "within_tolerance": self.within_tolerance,
                 "different": self.different, "config_hash_differs": self.hash_differs,
                 "only_in_ref": self.only_in_ref, "only_in_new": self.only_in_new,
-                "exit_code": self.exit_code}
+                "environment_differences": self.environment, "exit_code": self.exit_code}
 
 
 def cell_key(r: Result) -> CellKey:
@@ -150,6 +155,66 @@ def compare_pair(ref: Result, new: Result, tol: float) -> tuple[bool, list[dict[
     return exact, outside, worst
 
 
+# The recorded facts of where a cell ran that can move its numbers, in the order the report lists them.
+ENVIRONMENT_FACTS = ("torch_threads", "cpu_capability", "cpu", "device", "git_commit", "git_dirty")
+
+
+def _environment(r: Result) -> dict[str, Any]:
+    """fact -> value for the ENVIRONMENT_FACTS `r` records (older results lack hardware.cpu_capability;
+    a fact not recorded is left out: nothing can be said about it)."""
+    hardware, code = r.get("hardware") or {}, r.get("code") or {}
+    facts = {"torch_threads": hardware.get("torch_threads"), "cpu_capability": hardware.get("cpu_capability"),
+             "cpu": hardware.get("cpu"), "device": r.compute.get("device"),
+             "git_commit": code.get("git_commit"), "git_dirty": code.get("git_dirty")}
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def _remedy(fact: str, ref: Any, new: Any) -> str:
+    """What to do so that NEW runs as REF did, for one differing fact (a package by its name)."""
+    if fact == "torch_threads":
+        return (f"rerun with --workers N so each worker gets {ref} thread{'s' * (ref != 1)} "
+                f"(max(1, cores // N) = {ref}), or with OMP_NUM_THREADS={ref}")
+    if fact in ("cpu_capability", "cpu"):
+        return "another CPU kind rounds differently: compare with --tolerance 1e-4"
+    if fact == "device":
+        return f"rerun with --device {str(ref).split(':')[0]}"
+    if fact in ("git_commit", "active-synthesis-bench"):
+        return "run the code REF ran: check out REF's git_commit"
+    if fact == "git_dirty":
+        return ("rerun from a clean checkout: NEW ran uncommitted changes" if new else
+                "REF ran uncommitted changes: no commit reproduces it exactly")
+    if fact == "python":
+        return f"run under Python {ref}"
+    if ref is None:
+        return f"REF ran without {fact}: pip uninstall {fact}"
+    return f"install the versions REF used: pip install {fact}=={ref}"
+
+
+def _fact(value: Any) -> str:
+    return "not installed" if value is None else str(value)
+
+
+def environment_differences(pairs: list[tuple[str, Result, Result]]) -> list[dict[str, Any]]:
+    """How REF's and NEW's recorded environments differ over the differing (cell, REF, NEW) pairs: one
+    entry per (fact, REF value, NEW value) with the cells it holds for and its remedy, facts in
+    ENVIRONMENT_FACTS order then packages by name, a fact's larger groups first. A package is compared
+    where both sides record packages (one a side lacks was not installed, value None)."""
+    groups: dict[tuple[int, str, Any, Any], list[str]] = {}
+    for label, r, n in pairs:
+        a, b = _environment(r), _environment(n)
+        diffs = [(i, fact, a[fact], b[fact]) for i, fact in enumerate(ENVIRONMENT_FACTS)
+                 if fact in a and fact in b and a[fact] != b[fact]]
+        pa, pb = r.get("packages") or {}, n.get("packages") or {}
+        if pa and pb:
+            diffs += [(len(ENVIRONMENT_FACTS), name, pa.get(name), pb.get(name))
+                      for name in sorted(pa.keys() | pb.keys()) if pa.get(name) != pb.get(name)]
+        for diff in diffs:
+            groups.setdefault(diff, []).append(label)
+    ordered = sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], -len(g[1]), str(g[0][2]), str(g[0][3])))
+    return [{"fact": fact, "ref": ref, "new": new, "cells": cells, "remedy": _remedy(fact, ref, new)}
+            for (_, fact, ref, new), cells in ordered]
+
+
 def compare(ref_root: Path, new_root: Path, tolerance: float | None = None) -> Report:
     """Pair the cells of two result folders and compare them (see the module docstring)."""
     if tolerance is not None and not (0 <= tolerance < math.inf):
@@ -158,19 +223,18 @@ def compare(ref_root: Path, new_root: Path, tolerance: float | None = None) -> R
     report = Report(str(ref_root), str(new_root), tolerance)
     report.only_in_ref = [cell_label(k) for k in sorted(ref.keys() - new.keys())]
     report.only_in_new = [cell_label(k) for k in sorted(new.keys() - ref.keys())]
-    cpus: tuple[set[str], set[str]] = (set(), set())
+    differing: list[tuple[str, Result, Result]] = []  # (cell, REF, NEW): what the environment section explains
     for key in sorted(ref.keys() & new.keys()):
         r, n, label = ref[key], new[key], cell_label(key)
         if r.config_hash != n.config_hash:
             report.hash_differs.append({"cell": label, "ref": r.config_hash, "new": n.config_hash})
+            differing.append((label, r, n))
             continue
         devices = f"{r.device_type}/{n.device_type}"
         if tolerance is not None:
             tol = tolerance
         else:
             tol = 0.0 if devices == "cpu/cpu" else DEFAULT_CUDA_TOLERANCE
-        for side, result in zip(cpus, (r, n)):
-            side.add("unknown CPU" if result.cpu is None else str(result.cpu))
         exact, outside, worst = compare_pair(r, n, tol)
         if exact:
             report.identical.append(label)
@@ -179,7 +243,8 @@ def compare(ref_root: Path, new_root: Path, tolerance: float | None = None) -> R
                                             "max_rel_diff": worst})
         else:
             report.different.append({"cell": label, "devices": devices, "tolerance": tol, "metrics": outside})
-    report.cpus = (sorted(cpus[0]), sorted(cpus[1]))
+            differing.append((label, r, n))
+    report.environment = environment_differences(differing)
     return report
 
 
@@ -213,10 +278,6 @@ def format_report(report: Report) -> str:
         for m in d["metrics"]:
             rel = "" if m["rel_diff"] is None else f"  (rel diff {m['rel_diff']:.3g})"
             lines.append(f"    {m['metric']}: REF {_value(m['ref'])}  NEW {_value(m['new'])}{rel}")
-    ref_cpus, new_cpus = report.cpus
-    if report.different and report.tolerance is None and ref_cpus != new_cpus:
-        lines.append(f"note: the CPUs differ (REF {', '.join(ref_cpus)}; NEW {', '.join(new_cpus)}): bit-exact "
-                     "equality holds on the same CPU kind; --tolerance REL accepts small differences")
     for h in report.hash_differs:
         lines.append(f"config_hash differs: {h['cell']} (REF {h['ref'][:12]}, NEW {h['new'][:12]}): "
                      "run with another configuration or code version, not compared")
@@ -225,6 +286,13 @@ def format_report(report: Report) -> str:
             lines.append(f"{name}: {label}")
         if len(cells) > LIST_LIMIT:
             lines.append(f"{name}: ... and {len(cells) - LIST_LIMIT} more (--json lists all)")
+    if report.environment:
+        lines.append("environment differences of the differing cells (REF vs NEW):")
+        for e in report.environment:
+            n = len(e["cells"])
+            lines.append(f"  {n} differing cell{'s' * (n != 1)} ran with {e['fact']} {_fact(e['new'])} "
+                         f"(REF: {_fact(e['ref'])})")
+            lines.append(f"      remedy: {e['remedy']}")
     verdict = {0: "every paired cell matches", 1: "some cells differ or could not be compared"}[report.exit_code]
     if not report.paired and not report.hash_differs:
         verdict = "no cell is in both folders"

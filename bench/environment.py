@@ -73,6 +73,9 @@ def hardware() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # The vector instructions torch's CPU kernels use here (DEFAULT, AVX2, AVX512, ...): kernels for
+        # another one sum in another order, so `bench compare` names a difference of it.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "memory_bytes": psutil.virtual_memory().total,
         "gpus": gpus,
     }

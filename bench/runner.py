@@ -21,8 +21,10 @@ from pathlib import Path
 
 from bench.api import DatasetSplits
 from bench.cells import Cell, data_key, expand_cells, load_dataset
+from bench.cli.arguments import DEFAULT_RESULTS as COMMITTED_RESULTS
 from bench.config import SuiteConfig
 from bench.errors import BenchError
+from bench.eta import RunEstimate, format_duration
 from bench.executors import Executor, Job, Sequential
 from bench.progress import Progress
 from bench.registry import GENERATORS
@@ -102,6 +104,11 @@ def _run_locked(suite: SuiteConfig, out: Path, cells: list[Cell], device: str, f
         if todo and data_key(cell) not in loaded:
             loaded[data_key(cell)] = load_dataset(cell.dataset, data_dir)
     todo = [(cell, path) for cell, path, p in zip(cells, paths, pending) if p]
+    # From the start, how long the pending cells will take (bench.eta), kept current as they finish.
+    eta = RunEstimate.of(suite, [cell for cell, _ in todo], roots=(out, COMMITTED_RESULTS),
+                         parallel=getattr(executor, "workers", None) or 1)
+    if todo:
+        print(f"{suite.name} [{suite.preset}]: {eta.describe()}", file=sys.stderr)
     job = Job(suite=suite, device=device, timeout=timeout, data_dir=data_dir, quiet=quiet)
     with Progress(quiet) as progress, progress.task(f"{suite.name} [{suite.preset}]", total=len(cells)) as bar:
         for cell, path, p in zip(cells, paths, pending):
@@ -131,7 +138,10 @@ def _run_locked(suite: SuiteConfig, out: Path, cells: list[Cell], device: str, f
                 (summary.done if record["status"] == "ok" else summary.failed).append(path)
                 if record["status"] != "ok":
                     progress.log(f"[red]error[/red] in {cell.label()}: {record['error']['message']}")
-                bar.advance(status=f"{cell.label()}: {record['status']}")
+                eta.finished(i, record["compute"]["wall_seconds"])
+                left = eta.remaining_seconds()
+                bar.advance(status=f"{cell.label()}: {record['status']}"
+                            + ("" if left is None or not left else f"; {format_duration(left)} left"))
     return summary
 
 

@@ -20,8 +20,9 @@ from bench import leaderboard, report
 from bench import stats as paired
 from bench.cli import main
 from bench.report import figures
-from bench.report.page import secondary_metrics
-from bench.results import iter_results
+from bench.report.overview import is_method
+from bench.report.page import _strategy_cell, secondary_metrics, suite_description
+from bench.results import Result, budget_segment, iter_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SUITES = ("transactions", "pneumoniamnist")  # a tabular suite with 6 strategies, an image suite with 4
@@ -227,9 +228,175 @@ def test_a_strategy_at_several_synthetic_budgets_is_one_frontier_line() -> None:
     assert list(xs) == pytest.approx([0.0, mean("random_synthetic", lambda r: r["strategy_log"]["synthetic_examples"]),
                                       mean("random_synthetic_s200", lambda r: r["strategy_log"]["synthetic_examples"])])
     assert ys[0] == pytest.approx(mean("real_only", lambda r: r["metrics"]["balanced_accuracy"]["value"]))
-    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    labels = {t.get_text() for t in fig.legends[0].get_texts()}  # one legend, outside the axes
     assert "random_synthetic (2 synthetic budgets)" in labels and any(t.startswith("smote (n=") for t in labels)
     assert not any(t.startswith("random_synthetic_s200 (n=") for t in labels)  # on the line, not a lone point
+
+
+class Overview(HTMLParser):
+    """The summary table at the top of index.html: its rows, each {"family", "dataset", "budget", "method",
+    "cells": {data-reference: (text, classes)}}, and the position of the table in the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict] = []
+        self.inside = False
+        self.before_sections = False  # the table came before the first <section>
+        self._sections = 0
+        self._cell: tuple[str, str] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section":
+            self._sections += 1
+        elif tag == "table" and a.get("class") == "overview":
+            self.inside, self.before_sections = True, self._sections == 0
+        elif self.inside and tag == "tr" and a.get("data-family"):
+            self.rows.append({"family": a["data-family"], "dataset": a["data-dataset"], "budget": a["data-budget"],
+                              "method": a["data-method"], "cells": {}})
+        elif self.inside and tag == "td" and a.get("data-reference"):
+            self._cell, self._text = (a["data-reference"] or "", a.get("class") or ""), []
+        elif self._cell and tag == "br":
+            self._text.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if self._cell:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell:
+            self.rows[-1]["cells"][self._cell[0]] = ("".join(self._text).strip(), self._cell[1])
+            self._cell = None
+        elif tag == "table":
+            self.inside = False
+
+
+def test_the_summary_table_comes_first_with_the_methods_verdicts(built: tuple[Path, Path]) -> None:
+    """index.html opens with one table: a row per family, data set and budget, and method strategy, a column
+    per reference holding the method's verdict (bench.stats's words, Δ and CI), coloured by the verdict, and
+    the power check; every family of the results is in it."""
+    root, out = built
+    table = Overview()
+    table.feed((out / "index.html").read_text(encoding="utf-8"))
+    assert table.rows and table.before_sections
+    groups = leaderboard.collect(root)
+    families = paired.compare(groups)
+    expected = set()
+    for (suite, version, preset, dataset, budget), records in groups.items():
+        methods = {r.strategy for r in map(Result.of, records) if is_method(r)} or {""}
+        expected |= {(f"{suite}-v{version}-{preset}", dataset, budget_segment(budget), m) for m in methods}
+    assert sorted((r["family"], r["dataset"], r["budget"], r["method"]) for r in table.rows) == sorted(expected)
+    assert {r["family"] for r in table.rows} == {f"{s}-v{v}-{p}" for s, v, p in families}
+    rows = {(r["family"], r["dataset"], r["budget"], r["method"]): r["cells"] for r in table.rows}
+    checked = 0
+    for (suite, version, preset), comps in families.items():
+        for c in comps:
+            key = (f"{suite}-v{version}-{preset}", c.dataset, budget_segment(c.budget), c.strategy)
+            if key not in rows:
+                continue  # not a method
+            text, classes = rows[key][c.reference]
+            assert text == f"{paired.verdict_text(c)} {paired.delta_text(c)}", key
+            assert c.verdict.replace(" ", "-") in classes.split(), key  # coloured by the verdict
+            checked += 1
+    assert checked >= 4  # active_synthesis and active_synthesis_bo vs real_only and random_synthetic (transactions)
+    for cells in rows.values():  # no positive control in these results: the power check says so
+        assert cells["power"][0].startswith("not run")
+    assert 'class="overview"' in (out / "index.html").read_text().split("<section", 1)[0]
+
+
+def test_every_table_scrolls_sideways(built: tuple[Path, Path]) -> None:
+    text = (out := built[1] / "index.html").read_text(encoding="utf-8")
+    assert text.count("<table") == text.count('<div class="scroll"><table') > 0, out
+    assert "div.scroll{overflow-x:auto" in text
+
+
+def test_one_colour_per_strategy_across_the_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """figures.colours is the one mapping (references first, then sorted ids, no colour twice), and the
+    report hands every figure the same mapping, built from every strategy of the site."""
+    names = ["smote", "real_only", "active_synthesis", "random_synthetic", "loop_real_only", "dp_gan",
+             *(f"variant_{i}" for i in range(30))]
+    mapping = figures.colours(names)
+    assert list(mapping)[:3] == ["real_only", "random_synthetic", "loop_real_only"]
+    assert len(set(mapping.values())) == len(names)  # 36 strategies, 36 colours
+    assert figures.colours(reversed(names)) == mapping  # the order of the input does not matter
+    assert figures.colours(["smote", "real_only"])["real_only"] == mapping["real_only"]
+    seen: list[dict] = []
+    spy = lambda *a, **k: seen.append(next(x for x in (*a, *k.values()) if isinstance(x, dict) and "real_only" in x))  # noqa: E731
+    for name in ("frontier_figure", "budget_figure", "uncertainty_figure", "cost_figure"):
+        monkeypatch.setattr(figures, name, spy)  # records the colours each figure gets; draws nothing
+    root = copy_results(tmp_path / "results")
+    report.build(root, tmp_path / "site")
+    strategies = {r["cell"]["strategy"] for rs in leaderboard.collect(root).values() for r in rs}
+    assert len(seen) >= 4 and all(m == figures.colours(strategies) for m in seen)
+
+
+def _legend_figures() -> list:
+    """The figures with a legend, drawn from the committed pneumoniamnist results."""
+    groups = {k[3:]: rs for k, rs in leaderboard.collect(RESULTS / "pneumoniamnist").items() if k[2] == "frontier"}
+    records = [Result.of(r) for rs in groups.values() for r in rs]
+    colours = figures.colours({r.strategy for r in records})
+    comps = paired.compare({("pneumoniamnist", 2, "frontier", *g): rs for g, rs in groups.items()})
+    comps = next(iter(comps.values()))
+    first = next(iter(groups.values()))
+    rows = figures.costs(groups, comps, "cpu_hours", "real_only")
+    return [figures.frontier_figure(first, "balanced_accuracy", colours),
+            figures.budget_figure(groups, "balanced_accuracy", colours),
+            figures.uncertainty_figure([Result.of(r) for r in first], colours),
+            figures.cost_figure(rows, "CPU hours", colours)]
+
+
+def test_no_legend_covers_an_axes() -> None:
+    """Every legend lies outside every axes of its figure (drawn at render time); the shaded mean ± SD of
+    validation accuracy stays within [0, 1]."""
+    import matplotlib
+
+    drawn = [f for f in _legend_figures() if f is not None]
+    assert len(drawn) == 4
+    for fig in drawn:
+        with matplotlib.rc_context(figures.RC):
+            fig.draw_without_rendering()
+        legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+        assert legends, fig
+        for legend in legends:
+            box = legend.get_window_extent()
+            for ax in fig.axes:
+                a = ax.get_window_extent()
+                apart = box.x0 >= a.x1 or box.x1 <= a.x0 or box.y0 >= a.y1 or box.y1 <= a.y0
+                assert apart, (ax.get_title(), box, a)
+        for ax in fig.axes:
+            if ax.get_ylabel() == "validation accuracy":
+                ys = np.concatenate([p.vertices[:, 1] for c in ax.collections for p in c.get_paths()])
+                assert ys.min() >= 0.0 and ys.max() <= 1.0
+
+
+def test_costs_count_charged_cpu_seconds_not_wall_time() -> None:
+    cell = lambda **compute: Result.of({"compute": compute})  # noqa: E731
+    assert figures.cell_hours(cell(wall_seconds=7200.0, cpu_seconds=1800.0), "cpu_hours") == 0.5
+    assert figures.cell_hours(cell(wall_seconds=7200.0, cpu_seconds=1800.0, charged_cpu_seconds=3600.0),
+                              "cpu_hours") == 1.0
+    assert figures.cell_hours(cell(cpu_seconds=1.0, gpu_hours=0.25), "gpu_hours") == 0.25
+
+
+def test_identical_models_and_budgets_are_told_as_they_are(built: tuple[Path, Path]) -> None:
+    """A loop that returned round 0 in every seed is flagged as the real-data model; the frontier preset's
+    description names its budgets, not the cpu preset's one."""
+    root, out = built
+    page = parse(out / "index.html")
+    assert "50/100/200 real images per class" in page.descriptions["pneumoniamnist-v2-frontier"]
+    assert "50 real images per class" in page.descriptions["pneumoniamnist-v2-cpu"]
+    assert suite_description("pneumoniamnist", 2, [50, 100, 200]).startswith("PneumoniaMNIST with 50/100/200 real")
+    flagged = {(section, s) for section, rows in page.cells.items() for s, cells in rows.items()
+               if any("identical to the real-data model" in c for c in cells)}
+    expected = set()
+    for (suite, version, preset, _, _), rs in leaderboard.collect(root).items():
+        for s, mine in figures.sorted_by_strategy(figures.ok_results(rs)).items():
+            if all(paired.loop_round(r) == 0 for r in mine):
+                expected.add((f"{suite}-v{version}-{preset}", s))
+    assert flagged == expected
+    loop = lambda k: Result.of({"strategy_log": {"returned_round": k}})  # noqa: E731
+    assert "identical to the real-data model: round 0 returned in all 2 seeds" in _strategy_cell("x", [loop(0), loop(0)])
+    assert "flag" not in _strategy_cell("x", [loop(0), loop(2)]) and "flag" not in _strategy_cell("real_only", [])
 
 
 def test_the_secondary_columns_are_the_metrics_summary_ranks() -> None:
@@ -283,7 +450,9 @@ def test_the_page_loads_in_a_headless_browser(built: tuple[Path, Path], tmp_path
     probe = ('<script>addEventListener("load", () => { const bad = [...document.images].filter('
              'i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")); '
              'document.body.dataset.images = document.images.length; '
-             'document.body.dataset.broken = JSON.stringify(bad); });</script></body>')
+             'document.body.dataset.broken = JSON.stringify(bad); '
+             'const t = document.querySelector("table.overview"); '  # the summary table is drawn, not hidden
+             'document.body.dataset.summary = t ? t.getBoundingClientRect().height : 0; });</script></body>')
     (site / "probe.html").write_text((site / "index.html").read_text().replace("</body>", probe))
     run = subprocess.run([*flags, (site / "probe.html").as_uri()], capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -293,3 +462,4 @@ def test_the_page_loads_in_a_headless_browser(built: tuple[Path, Path], tmp_path
     body.feed(run.stdout)
     assert attrs.get("data-images") == str(len(parse(out / "index.html").sources))
     assert json.loads(attrs.get("data-broken") or "null") == []
+    assert float(attrs.get("data-summary") or 0) > 0

@@ -21,11 +21,16 @@ import numpy as np
 from bench import artifacts
 from bench import stats as paired
 from bench.errors import BenchError
-from bench.results import Group, Result, budget_segment, by_strategy, finite_number
+from bench.results import Group, Result, budget_segment, by_strategy, finite_number, metric_range
 
-# matplotlib's tab10 colours, assigned to a family's strategies in sorted order.
+# One colour per strategy id across the whole site (`colours`): matplotlib's tab20, its ten strong colours
+# (tab10) first and their ten light partners after, so that a site of up to ten strategies gets tab10; then
+# tab20b and tab20c (up to 60 strategies without a repeat).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
+           "#bcbd22", "#17becf",
+           "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
+           "#dbdb8d", "#9edae5")
+EXTRA_PALETTES = ("tab20b", "tab20c")  # matplotlib colormaps appended past PALETTE
 # Forest-plot colour by verdict: green / red the Holm-adjusted paired t-test, blue equivalence by TOST; grey
 # the others (inconclusive, identical models, too few pairs).
 VERDICT_COLOURS = {paired.BETTER: "#2ca02c", paired.WORSE: "#d62728", paired.EQUIVALENT: "#1f77b4"}
@@ -54,7 +59,32 @@ def sorted_by_strategy(records: Iterable[Result | Mapping[str, Any]]) -> dict[st
 
 
 def colours(strategies: Iterable[str]) -> dict[str, str]:
-    return {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(sorted(strategies))}
+    """The site's one mapping from strategy id to colour: the references first (in rank order), then the
+    other ids sorted by name, each given the next colour of PALETTE (then of EXTRA_PALETTES). Build it once
+    from every strategy of the site and hand it to every figure, so a strategy keeps its colour from
+    figure to figure. Past the 60 colours they repeat (never within one figure of up to 60 strategies)."""
+    names = set(strategies)
+    refs = paired.references(names)
+    order = [*refs, *sorted(names - set(refs))]
+    palette = list(PALETTE)
+    if len(order) > len(palette):
+        import matplotlib
+
+        for cmap in EXTRA_PALETTES:
+            palette += [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps[cmap].colors]
+    return {s: palette[i % len(palette)] for i, s in enumerate(order)}
+
+
+def cell_hours(r: Result, hours: str) -> float | None:
+    """The compute a cost counts for one cell, in hours: GPU hours for `hours` "gpu_hours"; else CPU hours
+    from compute.charged_cpu_seconds (the cell's CPU time with the suite's shared generator's fit charged
+    to every strategy that samples it, whichever fitted it) where recorded, else compute.cpu_seconds. Never
+    wall time: it counts the cells that ran beside this one. None where the cell lacks the figure."""
+    if hours == "gpu_hours":
+        return r.compute_number("gpu_hours")
+    seconds = r.compute_number("charged_cpu_seconds")
+    seconds = r.compute_number("cpu_seconds") if seconds is None else seconds
+    return None if seconds is None else seconds / 3600.0
 
 
 def hours_key(records: Sequence[Result]) -> str:
@@ -106,13 +136,14 @@ class Cost:
 
 def costs(groups: Mapping[Group, Sequence[Result]], comparisons: Sequence[paired.Comparison], hours: str,
           reference: str | None) -> list[Cost]:
-    """One Cost per comparison against `reference` whose paired cells all record `hours` (a compute key)."""
+    """One Cost per comparison against `reference` whose paired cells all record their hours (`cell_hours`;
+    `hours` as from `hours_key`)."""
     out = []
     for c in comparisons:
         if c.reference != reference:
             continue
         cells = {(r.strategy, r.seed): r for r in ok_results(groups[(c.dataset, c.budget)])}
-        spent = {s: [cells[(s, k)].compute_number(hours) for k in c.seeds] for s in (c.strategy, reference)}
+        spent = {s: [cell_hours(cells[(s, k)], hours) for k in c.seeds] for s in (c.strategy, reference)}
         if any(h is None for hs in spent.values() for h in hs):
             continue
         mine, ref = float(np.mean(spent[c.strategy])), float(np.mean(spent[reference]))
@@ -147,12 +178,34 @@ def _figure(ncols: int, width_per: float = 4.6, height: float = 3.4) -> tuple[An
     return fig, list(axes)
 
 
-def _band(ax: Any, series: Series, colour: str, label: str, **style: Any) -> None:
+LEGEND_WIDTH = 2.4  # inches added to a figure for its legend on the right (labels of about 35 characters)
+FRACTION = (0.0, 1.0)  # the range of a fraction (accuracy): its mean ± SD band is clipped to it
+
+
+def _band(ax: Any, series: Series, colour: str, label: str, bounds: tuple[float, float] | None = None,
+          **style: Any) -> None:
+    """A line through the means with the band mean ± SD shaded, clipped to `bounds` (the values' range,
+    e.g. FRACTION: a band past 1 would show accuracies that cannot occur)."""
     xs = [s[0] for s in series]
     ys = np.array([s[1] for s in series])
     sd = np.array([s[2] for s in series])
+    low, high = ys - sd, ys + sd
+    if bounds is not None:
+        low, high = np.clip(low, *bounds), np.clip(high, *bounds)
     ax.plot(xs, ys, marker="o", markersize=3, color=colour, label=label, **style)
-    ax.fill_between(xs, ys - sd, ys + sd, color=colour, alpha=0.15, linewidth=0)
+    ax.fill_between(xs, low, high, color=colour, alpha=0.15, linewidth=0)
+
+
+def _legend(fig: Any) -> None:
+    """One legend for the whole figure, outside the axes on the right (constrained layout makes room for
+    it), so that it never covers data: the entries of every axes, each label once, in order."""
+    entries: dict[str, Any] = {}
+    for ax in fig.axes:
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(text, handle)
+    if entries:
+        fig.set_figwidth(fig.get_figwidth() + LEGEND_WIDTH)  # room for the legend: the axes keep their width
+        fig.legend(list(entries.values()), list(entries), loc="outside right upper")
 
 
 def _curves(by: Mapping[str, Sequence[Result]], reference: str | None = None) -> dict[str, list[str]]:
@@ -201,7 +254,8 @@ def frontier_figure(records: Sequence[Result | Mapping[str, Any]], primary: str,
             for s in ids:
                 (mx, _), (my, sy) = _mean_sd([p[0] for p in points[s]]), _mean_sd([p[1] for p in points[s]])
                 series.append((mx, my, sy, len(points[s])))
-            _band(ax, series, colours[ids[-1]], f"{name} ({len(ids) - (ids[0] == reference)} synthetic budgets)")
+            _band(ax, series, colours[ids[-1]], f"{name} ({len(ids) - (ids[0] == reference)} synthetic budgets)",
+                  metric_range(primary))
         for s, pairs in points.items():
             if s in on_curve:
                 continue
@@ -210,18 +264,17 @@ def frontier_figure(records: Sequence[Result | Mapping[str, Any]], primary: str,
                         label=f"{s} (n={len(pairs)})")
         ax.set_xlabel("synthetic examples added")
         ax.set_ylabel(f"test {primary}")
-        ax.set_title(f"test {primary} vs synthetic examples (mean ± SD over seeds)")
-        ax.legend(loc="best")
+        ax.set_title(f"test {primary} vs synthetic examples\n(mean ± SD over seeds)")
         ax.grid(alpha=0.3)
     if loops:
         ax = axes[-1]
         for s, series in loops.items():
-            _band(ax, series, colours[s], s)
+            _band(ax, series, colours[s], s, FRACTION)
         ax.set_xlabel("synthetic examples so far (synthetic_total)")
         ax.set_ylabel("validation accuracy")
-        ax.set_title("validation accuracy per round of the loop (mean ± SD)")
-        ax.legend(loc="best")
+        ax.set_title("validation accuracy per round of the loop\n(mean ± SD)")
         ax.grid(alpha=0.3)
+    _legend(fig)
     return fig
 
 
@@ -244,7 +297,7 @@ def budget_figure(by_group: Mapping[Group, Sequence[Result | Mapping[str, Any]]]
         return None
     fig, (ax,) = _figure(1, width_per=5.5)
     for s in sorted(series):
-        _band(ax, series[s], colours[s], s)
+        _band(ax, series[s], colours[s], s, metric_range(primary))
     ax.set_xscale("log")
     # The budgets as plain numbers (100, 200, 400) instead of the log axis' 2 x 10^2 and minor ticks.
     budgets = sorted({p[0] for v in series.values() for p in v})
@@ -253,8 +306,8 @@ def budget_figure(by_group: Mapping[Group, Sequence[Result | Mapping[str, Any]]]
     ax.set_xlabel("real training examples (budget)")
     ax.set_ylabel(f"test {primary}")
     ax.set_title(f"test {primary} vs real-data budget (mean ± SD over seeds)")
-    ax.legend(loc="best")
     ax.grid(alpha=0.3)
+    _legend(fig)
     return fig
 
 
@@ -268,7 +321,7 @@ def uncertainty_figure(records: Sequence[Result], colours: Mapping[str, str]) ->
         return None
     fig, (a1, a2) = _figure(2)
     for s in sorted(sizes):
-        _band(a1, sizes[s], colours[s], s)
+        _band(a1, sizes[s], colours[s], s, (0.0, np.inf))  # a count
         for key, style, label in (("mean_score_uncertain", "-", f"{s}: in U_tau"), ("mean_score_pool", "--", f"{s}: pool")):
             series = _round_series(by[s], key)
             if series:
@@ -281,8 +334,8 @@ def uncertainty_figure(records: Sequence[Result], colours: Mapping[str, str]) ->
     a2.set_title("mean uncertainty per round (mean ± SD)")
     for ax in (a1, a2):
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(loc="best")
         ax.grid(alpha=0.3)
+    _legend(fig)
     return fig
 
 
@@ -367,13 +420,15 @@ def forest_figure(comparisons: Sequence[paired.Comparison], reference: str | Non
     return fig
 
 
-def cost_figure(cost_rows: Sequence[Cost], unit: str) -> Any | None:
-    """Gain over the reference (points, 95% CI) against the extra hours per cell."""
+def cost_figure(cost_rows: Sequence[Cost], unit: str, palette: Mapping[str, str] | None = None) -> Any | None:
+    """Gain over the reference (points, 95% CI) against the extra hours per cell, each strategy in its
+    colour of `palette` (the site's mapping; default: `colours` of the rows' strategies)."""
     if not cost_rows:
         return None
     several = len({(k.comparison.dataset, k.comparison.budget) for k in cost_rows}) > 1
     fig, (ax,) = _figure(1, width_per=6.0, height=3.6)
-    palette = colours([k.comparison.strategy for k in cost_rows])
+    if palette is None:
+        palette = colours([k.comparison.strategy for k in cost_rows])
     first = cost_rows[0].comparison
     sign = 1 if first.higher_is_better else -1
     for k in cost_rows:
@@ -388,6 +443,6 @@ def cost_figure(cost_rows: Sequence[Cost], unit: str) -> Any | None:
     ax.set_xlabel(f"extra {unit} per cell over {first.reference}")
     ax.set_ylabel(f"gain in {first.metric} over {first.reference} (points, 95% CI)")
     ax.set_title("cost: gain against extra compute")
-    ax.legend(loc="best")
     ax.grid(alpha=0.3)
+    _legend(fig)
     return fig

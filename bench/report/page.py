@@ -10,6 +10,7 @@ N_SECONDARY (never the primary metric); the full tables have every metric.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -26,6 +27,9 @@ from bench.results import Family, Group, Result, budget_segment, scalar_metrics
 FIGURES = "figures"  # sub-folder of the output folder holding the SVG files
 N_SECONDARY = 3  # secondary metrics in the summary table
 NUM = ' class="num"'  # right-aligned table cell
+# What the cost columns count (figures.cell_hours), in words
+COST_BASIS = ("CPU time from compute.charged_cpu_seconds (a shared generator's fit charged alike to every "
+              "strategy that samples it), else compute.cpu_seconds, not wall time (GPU hours on a GPU run)")
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}
@@ -39,13 +43,23 @@ figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
 img{max-width:100%;height:auto}
 section{border-top:2px solid #ddd;margin-top:2em}
 details{margin:.5em 0 1em}summary{cursor:pointer}
+div.scroll{overflow-x:auto;max-width:100%}div.scroll table{margin:0}div.scroll{margin:.5em 0 1em}
+table.overview td.better{background:#e3f4e3}table.overview td.worse{background:#fbe3e3}
+table.overview td.equivalent{background:#e3edf8}table.overview td.at-chance,table.overview td.identical{color:#666}
+span.flag{display:block;font-size:.85em;color:#8a5a00}
 """
 
 
-def suite_description(name: str, version: int) -> str:
+# "50 real images per class" and the like in a suite's description: the budget that a preset with other
+# budgets (the frontier preset's 50, 100 and 200) must not repeat
+PER_CLASS = re.compile(r"\b(\d+)( real \w+ per class)")
+
+
+def suite_description(name: str, version: int, budgets: Sequence[int | str] = ()) -> str:
     """The registered suite's `description`; where the registered file is a newer version than these
     results, marked as such (a newer version may describe different runs); "" where the suite is not
-    registered here."""
+    registered here. With `budgets` (the real-data budgets of the results shown), a budget per class the
+    text names is replaced by those budgets where they differ ("50/100/200 real images per class")."""
     try:
         if name not in SUITES:
             return ""
@@ -53,9 +67,17 @@ def suite_description(name: str, version: int) -> str:
     except BenchError:  # a plug-in that fails to load, an unreadable file: the report goes on without
         return ""
     text = str(raw.get("description") or "")
+    if budgets and all(isinstance(b, int) for b in budgets):  # budgets per class, as the text counts them
+        numbers = sorted(budgets)
+        text = PER_CLASS.sub(lambda m: m[0] if [int(m[1])] == numbers else f"{budget_list(numbers)}{m[2]}", text)
     if text and raw.get("version") != version:
         text += f" (as the suite file describes its version {raw.get('version')}; these results are version {version})"
     return text
+
+
+def budget_list(budgets: Sequence[int | str]) -> str:
+    """Budgets as a short list: "50/100/200"."""
+    return "/".join(str(b) for b in budgets)
 
 
 def secondary_metrics(directions: Mapping[str, bool], primary: str) -> list[str]:
@@ -87,6 +109,11 @@ def _markdown_table(md: str) -> str:
     return "".join(_html_table(b) for b in blocks if b)
 
 
+def scroll(table: str) -> str:
+    """A table in a box that scrolls sideways where the table is wider than the page."""
+    return f'<div class="scroll">{table.rstrip()}</div>\n'
+
+
 def _html_table(lines: list[str]) -> str:
     rows = [line.strip().strip("|").split(" | ") for line in lines if line.startswith("| ")]
     align = [line for line in lines if line.startswith("|--") or line.startswith("|---")]
@@ -94,7 +121,7 @@ def _html_table(lines: list[str]) -> str:
     cells = lambda row, tag: "".join(  # noqa: E731
         f"<{tag}{NUM if i < len(right) and right[i] else ''}>{_e(x.strip())}</{tag}>" for i, x in enumerate(row))
     body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows[1:])
-    return f"<table><thead><tr>{cells(rows[0], 'th')}</tr></thead><tbody>{body}</tbody></table>\n"
+    return scroll(f"<table><thead><tr>{cells(rows[0], 'th')}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def _img(name: str, alt: str, caption: str) -> str:
@@ -103,9 +130,10 @@ def _img(name: str, alt: str, caption: str) -> str:
 
 
 def section(family: Family, groups: Mapping[Group, Sequence[Result]], comparisons: Sequence[paired.Comparison],
-            svgs: dict[str, bytes], results: Path | None = None) -> str:
+            svgs: dict[str, bytes], results: Path | None = None, colours: Mapping[str, str] | None = None) -> str:
     """The HTML section of one family; the SVG figures it shows are added to `svgs` (file name -> bytes).
-    With `results` (the results folder), image suites get the grid of synthetic thumbnails."""
+    With `results` (the results folder), image suites get the grid of synthetic thumbnails. `colours`: the
+    site's strategy colours (figures.colours of every strategy shown); default: those of this family."""
     suite, version, preset = family
     records = [r for rs in groups.values() for r in rs]
     primary = records[0].primary_metric
@@ -113,12 +141,13 @@ def section(family: Family, groups: Mapping[Group, Sequence[Result]], comparison
     secondary = secondary_metrics(directions, primary)
     hours = figures.hours_key(records)
     unit = "GPU hours" if hours == "gpu_hours" else "CPU hours"
-    colours = figures.colours({r.strategy for r in records})
+    if colours is None:
+        colours = figures.colours({r.strategy for r in records})
     reference = paired.primary_reference({r.strategy for r in records})
     several = len(groups) > 1
     anchor = f"{suite}-v{version}-{preset}"
     stem = f"{suite}-v{version}-{preset}"
-    description = suite_description(suite, version)
+    description = suite_description(suite, version, list(dict.fromkeys(b for _, b in groups)))
     parts = [f'<section id="{_e(anchor)}">\n<h2>{_e(suite)} v{version} · preset {_e(preset)}</h2>\n']
     if description:
         parts.append(f'<p class="description">{_e(description)}</p>\n')
@@ -176,8 +205,8 @@ def section(family: Family, groups: Mapping[Group, Sequence[Result]], comparison
         "(it reads the 90% CI, narrower than the 95% CI drawn), "
         "grey the rest (inconclusive, identical models, too few pairs).")
     cost_rows = figures.costs(groups, comparisons, hours, reference)
-    add(f"{stem}-cost.svg", lambda: figures.cost_figure(cost_rows, unit), "cost per point",
-        f"Cost: gain in {primary} over {reference} against the extra {unit} per cell.")
+    add(f"{stem}-cost.svg", lambda: figures.cost_figure(cost_rows, unit, colours), "cost per point",
+        f"Cost: gain in {primary} over {reference} against the extra {unit} per cell ({COST_BASIS}).")
     if cost_rows:
         parts.append(_cost_table(cost_rows, unit, several))
     parts.append("</section>\n")
@@ -188,11 +217,11 @@ def _summary_table(groups: Mapping[Group, Sequence[Result]], comparisons: Sequen
                    reference: str | None, primary: str, directions: Mapping[str, bool], secondary: Sequence[str],
                    hours_key: str, several: bool) -> str:
     arrow = lambda n: "↑" if directions.get(n, True) else "↓"  # noqa: E731
-    hours = "GPU h" if hours_key == "gpu_hours" else "CPU h"
+    hours = "GPU h per cell" if hours_key == "gpu_hours" else "CPU h per cell"
     head = (["data"] if several else []) + ["strategy", f"{primary} {arrow(primary)}", "seeds",
                                            f"vs {reference or 'reference'}", "Δ points [95% CI]", "p (Holm)"]
-    head += [f"{m} {arrow(m)}" for m in secondary] + ["wall s", hours]
-    numeric = {f"{primary} {arrow(primary)}", "seeds", "Δ points [95% CI]", "p (Holm)", "wall s", hours,
+    head += [f"{m} {arrow(m)}" for m in secondary] + [hours]
+    numeric = {f"{primary} {arrow(primary)}", "seeds", "Δ points [95% CI]", "p (Holm)", hours,
                *(f"{m} {arrow(m)}" for m in secondary)}
     lines = ['<table class="summary"><thead><tr>'
              + "".join(f"<th{NUM if h in numeric else ''}>{_e(h)}</th>" for h in head)
@@ -212,7 +241,7 @@ def _summary_table(groups: Mapping[Group, Sequence[Result]], comparisons: Sequen
             c = verdicts.get((dataset, budget, s))
             cls = ' class="reference"' if s == reference else ""
             cells = [_td(f"{dataset} {budget_segment(budget)}")] if several else []
-            cells += [_td(s), _td(leaderboard._mean_std(vals), num=True), _td(len(vals), num=True)]
+            cells += [_strategy_cell(s, ok), _td(leaderboard._mean_std(vals), num=True), _td(len(vals), num=True)]
             if c is not None:
                 cells += [_td(paired.verdict_text(c), cls="verdict " + c.verdict.replace(" ", "-")),
                           _td(paired.delta_text(c), num=True),
@@ -223,13 +252,23 @@ def _summary_table(groups: Mapping[Group, Sequence[Result]], comparisons: Sequen
             for m in secondary:
                 cells.append(_td(leaderboard._mean_std([v for v in (r.value(m) for r in ok) if v is not None]),
                                  num=True))
-            comp = [r.compute for r in ok]
-            cells += [_td(leaderboard._mean_compute(comp, "wall_seconds"), num=True),
-                      _td(leaderboard._mean_compute(comp, hours_key), num=True)]
+            spent = [figures.cell_hours(r, hours_key) for r in ok]
+            cells.append(_td("—" if not spent or None in spent else leaderboard._three(float(np.mean(spent))),
+                             num=True))
             lines.append(f'<tr data-strategy="{_e(s)}" data-dataset="{_e(dataset)}" '
                          f'data-budget="{_e(budget_segment(budget))}"{cls}>' + "".join(cells) + "</tr>\n")
-    lines.append("</tbody></table>\n")
-    return "".join(lines)
+    lines.append("</tbody></table>")
+    return scroll("".join(lines)) + f"<p>{_e(hours)}: mean over the seeds, {_e(COST_BASIS)}.</p>\n"
+
+
+def _strategy_cell(strategy: str, ok: Sequence[Result]) -> str:
+    """The strategy's name, flagged where it is a loop that returned its round-0 model in every seed: that
+    model is the real-data model (real_only's), whatever the loop synthesised."""
+    rounds = [paired.loop_round(r) for r in ok]
+    if not rounds or any(k != 0 for k in rounds):
+        return _td(strategy)
+    return (f"<td>{_e(strategy)}<span class=\"flag\">identical to the real-data model: round 0 returned in "
+            f"all {len(rounds)} seeds</span></td>")
 
 
 def _cost_table(rows: Sequence[figures.Cost], unit: str, several: bool) -> str:
@@ -246,15 +285,17 @@ def _cost_table(rows: Sequence[figures.Cost], unit: str, several: bool) -> str:
         cells += [_td(c.strategy), _td(f"{k.gain:+.2f}", num=True), _td(f"{k.hours:.3g}", num=True),
                   _td(f"{k.extra:+.3g}", num=True), _td(per_hour, num=True), _td(per_point, num=True)]
         out.append("<tr>" + "".join(cells) + "</tr>\n")
-    out.append("</tbody></table>\n")
+    out.append("</tbody></table>")
+    out = [scroll("".join(out))]
     out.append(f"<p>Cost per point: extra {unit} per cell over {_e(rows[0].comparison.reference)} divided by the gain "
                "in points (mean over the paired seeds; the gain's sign counts the metric's direction, so positive is "
-               "better).</p>\n")
+               f"better). Hours: {_e(COST_BASIS)}.</p>\n")
     return "".join(out)
 
 
-def page(sections: Sequence[str], families: Sequence[Family]) -> str:
-    """The whole index.html: a table of contents of the families, then their sections."""
+def page(sections: Sequence[str], families: Sequence[Family], summary: str = "") -> str:
+    """The whole index.html: the summary table (bench.report.overview), a table of contents of the
+    families, then their sections."""
     toc = "".join(f'<li><a href="#{_e(f"{s}-v{v}-{p}")}">{_e(s)} v{v} · preset {_e(p)}</a></li>'
                   for s, v, p in families)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -263,4 +304,4 @@ def page(sections: Sequence[str], families: Sequence[Family]) -> str:
             f"<style>\n{CSS}</style>\n</head>\n<body>\n<h1>Active synthesis benchmark: report</h1>\n"
             "<p>Generated by <code>bench report</code> from the result files; do not edit by hand. Metric cells: "
             "mean ± standard deviation over the seeds with status ok. Compute: mean per cell (one seed).</p>\n"
-            f"<ul>{toc}</ul>\n" + "".join(sections) + "</body>\n</html>\n")
+            f"{summary}<h2>Suites</h2>\n<ul>{toc}</ul>\n" + "".join(sections) + "</body>\n</html>\n")
