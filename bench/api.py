@@ -419,6 +419,19 @@ class Strategy(Protocol):
     def run(self, task: TaskView) -> StrategyResult: ...
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A metric's value with the sample counts it was computed on, which the result records beside it
+    (`metrics.NAME.samples`): a synthetic-quality number means little without its N. `samples` maps a
+    side to the examples actually used, e.g. {"synthetic": 1000, "reference": 2000}: fewer than the
+    suite asked for where the strategy produced fewer. `value` None with a `reason`: not computable at
+    these counts (FID below 2,049 images a side), recorded as null with the reason."""
+
+    value: float | dict[str, float] | None
+    samples: dict[str, int]
+    reason: str | None = None
+
+
 @runtime_checkable
 class Metric(Protocol):
     """A function registered in `bench.registry.METRICS` with its direction and modalities:
@@ -427,10 +440,12 @@ class Metric(Protocol):
         def accuracy(ctx: EvalContext) -> float: ...
 
     It returns a float, a dict of floats (e.g. one per class), or None where it does not apply (an
-    image-quality metric for a strategy without synthetic data). Keyword parameters after `ctx` come
-    from the suite (`metrics: [{name: fid, params: {samples: 500}}]`). Direction lives with the metric."""
+    image-quality metric for a strategy without synthetic data); a metric of a sample (synthetic
+    quality) returns a `Measured` holding one of these with its sample counts. Keyword parameters after
+    `ctx` come from the suite (`metrics: [{name: fid, params: {samples: 500}}]`). Direction lives with
+    the metric."""
 
-    def __call__(self, ctx: EvalContext, /, **params: Any) -> float | dict[str, float] | None: ...
+    def __call__(self, ctx: EvalContext, /, **params: Any) -> float | dict[str, float] | Measured | None: ...
 
 
 def contract_methods(protocol: type) -> tuple[str, ...]:

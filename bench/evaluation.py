@@ -7,7 +7,7 @@ import inspect
 import math
 from typing import Any
 
-from bench.api import EvalContext
+from bench.api import EvalContext, Measured
 from bench.errors import BenchError
 from bench.registry import METRICS
 
@@ -26,13 +26,21 @@ def evaluate(specs: list[Any], ctx: EvalContext) -> dict[str, dict[str, Any]]:
     for spec in specs:
         name = spec.name
         value = METRICS.get(name)(ctx, **spec.params)
+        measured = value if isinstance(value, Measured) else None
+        if measured is not None:
+            value = measured.value
         if value is None:
             pass
         elif isinstance(value, dict):
             value = {str(k): _finite(v) for k, v in value.items()}
         else:
             value = _finite(value)
-        out[getattr(spec, "key", name)] = {"value": value, "higher_is_better": METRICS.caps(name).higher_is_better}
+        record: dict[str, Any] = {"value": value, "higher_is_better": METRICS.caps(name).higher_is_better}
+        if measured is not None:  # the sample counts beside the value, and why it is null where it is
+            record["samples"] = {str(side): int(n) for side, n in measured.samples.items()}
+            if measured.reason is not None:
+                record["reason"] = measured.reason
+        out[getattr(spec, "key", name)] = record
     return out
 
 

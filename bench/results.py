@@ -571,6 +571,12 @@ class Result(Mapping[str, Any]):
         m = self.metrics.get(metric)
         return None if m is None else bool(m["higher_is_better"])
 
+    def samples(self, metric: str) -> dict[str, int] | None:
+        """The examples the metric's value was computed on, per side ({"synthetic": ..., "reference": ...});
+        None where the record lacks the metric or states no counts (older results, whole-test-split metrics)."""
+        counts = self.metrics.get(metric, {}).get("samples")
+        return None if counts is None else dict(counts)
+
     @property
     def rescored_metrics(self) -> list[str]:
         """The metrics `bench rescore` computed after the run."""

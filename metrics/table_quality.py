@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.api import EvalContext
+from bench.api import EvalContext, Measured
 from bench.errors import BenchError
 from bench.registry import METRICS
 from bench.table import LABEL_COLUMN
@@ -126,10 +126,10 @@ def _detector(model: str, seed: int) -> Any:
 
 @METRICS.register("detection_auc", range=(0, 1), higher_is_better=False, modalities=("tabular", "text"), needs="synthetic")
 def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", samples: int = 1000,
-                  folds: int = 5) -> float | None:
+                  folds: int = 5) -> Measured | None:
     """Mean cross-validated ROC AUC of `model` telling balanced real and synthetic rows apart; 0.5
-    means indistinguishable. None with fewer than two rows a side, or when the detector learns nothing
-    (`_two_sample_auc`; pass model logistic for a few dozen rows). Text: the rows are the MiniLM
+    means indistinguishable. Null, with the reason, with fewer than two rows a side, or when the detector
+    learns nothing (`_two_sample_auc`; pass model logistic for a few dozen rows). Records the rows a side. Text: the rows are the MiniLM
     embeddings (minilm_encoder.task_embeddings) of the synthetic examples (strings and embedding-space ones)
     and of the real training texts, the label left out."""
     text = ctx.task.data.modality == "text"
@@ -139,8 +139,9 @@ def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", sampl
     detector = _detector(model, ctx.task.seed)
     rng = np.random.default_rng(ctx.task.seed)
     n = min(len(ctx.task.train), len(ctx.synthetic), samples)  # rows a side
+    counts = {"synthetic": n, "reference": n}
     if n < 2:
-        return None
+        return Measured(None, counts, "detection AUC needs two rows a side")
     real, synthetic = _subset(ctx.task.train, n, rng), _subset(ctx.synthetic, n, rng)
     if text:
         from ..benchmarks.models.minilm_encoder import task_embeddings
@@ -149,7 +150,8 @@ def detection_auc(ctx: EvalContext, model: str = "hist_gradient_boosting", sampl
         real, synthetic = task_embeddings(ctx.task, real.x, device), task_embeddings(ctx.task, synthetic.x, device)
     else:
         real, synthetic = _encode(ctx, schema, real, synthetic)
-    return _two_sample_auc(real, synthetic, detector, folds, ctx.task.seed)
+    auc = _two_sample_auc(real, synthetic, detector, folds, ctx.task.seed)
+    return Measured(auc, counts, None if auc is not None else f"the {model} detector learned nothing from {n} rows a side")
 
 
 def _two_sample_auc(real: np.ndarray, synthetic: np.ndarray, detector: Any, folds: int, seed: int) -> float | None:

@@ -21,7 +21,9 @@ which reads as fidelity here and as memorisation in `dcr`-style terms, so read t
 `self_bleu` and `coverage`.
 
 Only strings are scored: examples that exist only in embedding space (SMOTE, see bench.text) are not
-text, so a strategy that added no strings gets None, as does one that added nothing. Every subset is
+text, so a strategy that added no strings gets None, as does one that added nothing. Otherwise each
+returns a `Measured`, recording the synthetic texts it scored (`{"synthetic": n}`: fewer than `samples`
+where the strategy wrote fewer). At a few dozen texts these are noisy; the suites ask for 200. Every subset is
 drawn from `task.seed`, so a cell's values are reproducible. Nothing downloads: BERTScore runs the
 local MiniLM folder (minilm_encoder.encoder_path).
 """
@@ -32,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.api import EvalContext
+from bench.api import EvalContext, Measured
 from bench.errors import BenchError
 from bench.registry import METRICS
 from bench.text import texts_of
@@ -81,7 +83,7 @@ def _bert_scorer(device: str) -> Any:
 
 
 @METRICS.register("bertscore", higher_is_better=True, modalities=TEXT, needs="synthetic")
-def bertscore(ctx: EvalContext, samples: int = 200) -> float | None:
+def bertscore(ctx: EvalContext, samples: int = 200) -> Measured | None:
     """Mean BERTScore F1 (Zhang et al. 2020) of at most `samples` synthetic texts (a seeded subset),
     each against its nearest real training text. MiniLM-based and unrescaled: the token embeddings are
     the 6th (last) layer of the local all-MiniLM-L6-v2, no idf weighting, no baseline rescaling, texts
@@ -96,11 +98,11 @@ def bertscore(ctx: EvalContext, samples: int = 200) -> float | None:
         return None
     refs = _nearest_real(ctx, texts)
     _, _, f1 = _bert_scorer(str(getattr(ctx.task, "device", "cpu"))).score(texts, refs, verbose=False)
-    return float(f1.mean())
+    return Measured(float(f1.mean()), {"synthetic": len(texts)})
 
 
 @METRICS.register("bleu", range=(0, 100), higher_is_better=True, modalities=TEXT, needs="synthetic")
-def bleu(ctx: EvalContext, samples: int = 1000) -> float | None:
+def bleu(ctx: EvalContext, samples: int = 1000) -> Measured | None:
     """sacrebleu's corpus BLEU-4 (default 13a tokenisation, case-sensitive, 0-100) of at most
     `samples` synthetic texts (a seeded subset), each with its nearest real training text as its one
     reference: n-gram overlap with the closest real text (100 for copies). None when the strategy
@@ -110,21 +112,23 @@ def bleu(ctx: EvalContext, samples: int = 1000) -> float | None:
     texts = _synthetic_texts(ctx, samples)
     if texts is None:
         return None
-    return float(corpus_bleu(texts, [_nearest_real(ctx, texts)]).score)
+    return Measured(float(corpus_bleu(texts, [_nearest_real(ctx, texts)]).score), {"synthetic": len(texts)})
 
 
 @METRICS.register("self_bleu", range=(0, 100), higher_is_better=False, modalities=TEXT, needs="synthetic")
-def self_bleu(ctx: EvalContext, samples: int = 100) -> float | None:
+def self_bleu(ctx: EvalContext, samples: int = 100) -> Measured | None:
     """Self-BLEU (Zhu et al. 2018, Texygen), a diversity score: within a seeded subset of at most
     `samples` synthetic texts, the mean sentence BLEU-4 (0-100) of each text with all the others as its
     references. 100 when the texts are all alike, lower for varied ones. More references raise it, so
     compare values at equal `samples`. sacrebleu's sentence BLEU (13a tokens, exponential smoothing,
     effective order), as `sacrebleu.sentence_bleu(text, others)` gives it, computed from each text's
-    n-grams once (see `_self_bleu_scores`). None with fewer than two synthetic texts."""
+    n-grams once (see `_self_bleu_scores`). Null, with the reason, for a single synthetic text."""
     texts = _synthetic_texts(ctx, samples)
-    if texts is None or len(texts) < 2:
+    if texts is None:
         return None
-    return float(np.mean(_self_bleu_scores(texts)))
+    if len(texts) < 2:
+        return Measured(None, {"synthetic": len(texts)}, "self-BLEU needs two synthetic texts")
+    return Measured(float(np.mean(_self_bleu_scores(texts))), {"synthetic": len(texts)})
 
 
 def _self_bleu_scores(texts: list[str]) -> list[float]:

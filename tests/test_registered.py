@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.api import DatasetSplits, EvalContext, StrategyResult
+from bench.api import DatasetSplits, EvalContext, Measured, StrategyResult
 from bench.cells import expand_cells, load_dataset
 from bench.config import NamedSpec, load_suite
 from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES, SUITES
@@ -80,6 +80,9 @@ def test_metric_returns_finite_numbers_or_none(name, with_synthetic, tiny_task):
     ctx = EvalContext(task=tiny_task, classifier=clf, y_true=tiny_task.test.y,
                       probs=clf.predict_proba(tiny_task.test.x), synthetic=synthetic)
     value = METRICS.get(name)(ctx)
+    if isinstance(value, Measured):  # a synthetic-quality metric: its counts are non-negative ints
+        assert all(isinstance(n, int) and n >= 0 for n in value.samples.values())
+        value = value.value
     if value is None:
         return
     values = value.values() if isinstance(value, dict) else [value]

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.api import EvalContext, Split
+from bench.api import EvalContext, Measured, Split
 from bench.config import NamedSpec
 from bench.evaluation import evaluate
 from bench.registry import METRICS
@@ -57,7 +57,9 @@ def probs_of(pred: np.ndarray) -> np.ndarray:
 
 
 def metric(name: str, ctx: EvalContext, **params):
-    return METRICS.get(name)(ctx, **params)
+    """The metric's value (a synthetic-quality metric returns it in a Measured, with its sample counts)."""
+    out = METRICS.get(name)(ctx, **params)
+    return out.value if isinstance(out, Measured) else out
 
 
 # ---- fairness of predictions -------------------------------------------------------------------

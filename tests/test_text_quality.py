@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.api import EvalContext, Split
+from bench.api import EvalContext, Measured, Split
 from bench.benchmarks.models.minilm_encoder import embed
 from bench.evaluation import evaluate
 from bench.registry import METRICS
@@ -60,7 +60,9 @@ def make_ctx(train: list, synthetic: list | None, test: list | None = None, seed
 
 
 def metric(name: str, ctx: EvalContext, **params):
-    return METRICS.get(name)(ctx, **params)
+    """The metric's value (a synthetic-quality metric returns it in a Measured, with its sample counts)."""
+    out = METRICS.get(name)(ctx, **params)
+    return out.value if isinstance(out, Measured) else out
 
 
 # ---- BERTScore, BLEU, self-BLEU ------------------------------------------------------------------
