@@ -15,8 +15,10 @@ After the tables of each (suite, version, preset) comes its verdict table: every
 each reference (the strategies whose capabilities declare a `reference` rank), paired by seed
 (`bench.stats`), opened by the power check of the positive control and the equivalence margin, with the
 controls (strategies of kind "control") in a block of their own, and no rows for a (dataset, budget) whose
-primary reference does not beat chance (one line says so: bench.stats' chance check); at the end, the wins table counts per
-strategy the verdicts of its comparisons against the primary reference.
+primary reference does not beat chance (one line says so: bench.stats' chance check); each method is also compared with
+its control at the same synthetic budget (bench.stats.control_pairs). Where a family has several real budgets, its
+real-data equivalents follow (bench.stats.real_equivalents). At the end, the wins table counts per strategy the verdicts
+of its comparisons against the primary reference.
 """
 from __future__ import annotations
 
@@ -147,8 +149,11 @@ def render(root: Path, effect_points: float = paired.DEFAULT_EFFECT_POINTS) -> s
     for i, (suite, version, preset, dataset, budget) in enumerate(keys):
         parts.append(_table(suite, version, preset, dataset, budget, groups[keys[i]]))
         family = (suite, version, preset)
-        if family in families and (i + 1 == len(keys) or keys[i + 1][:3] != family):  # after its last table
-            parts.append(verdict_table(family, families[family], effect_points))
+        if i + 1 == len(keys) or keys[i + 1][:3] != family:  # after its last table
+            if family in families:
+                parts.append(verdict_table(family, families[family], effect_points))
+            parts.append(equivalent_table(paired.real_equivalents(r for k in keys if k[:3] == family
+                                                                  for r in groups[k])))
     if families:
         parts.append(wins_table(families))
     return "".join(parts)
@@ -174,8 +179,9 @@ def verdict_table(family: tuple[str, int, str], comparisons: list[paired.Compari
     sign = 1 if c0.higher_is_better else -1
     groups = list(dict.fromkeys(c.group for c in comparisons))  # in the order of the tables
 
-    def order(c: paired.Comparison) -> tuple:  # per data and reference, the best difference first
-        return (groups.index(c.group), refs.index(c.reference), -sign * c.test.mean, c.strategy)
+    def order(c: paired.Comparison) -> tuple:  # per data and reference (a method's control last), the best first
+        against = refs.index(c.reference) if c.reference in refs else len(refs)
+        return (groups.index(c.group), against, -sign * c.test.mean, c.strategy)
 
     def row(c: paired.Comparison) -> str:
         t, tested = c.test, c.verdict != paired.IDENTICAL  # identical models: nothing was tested
@@ -201,6 +207,44 @@ def verdict_table(family: tuple[str, int, str], comparisons: list[paired.Compari
         lines += ["\n#### Controls\n\n"] + header + [row(c) for c in controls]
     if ordered:  # at chance everywhere: nothing to size the seeds for
         lines.append(f"\n{paired.power_sentence(comparisons, effect_points)}\n")
+    return "".join(lines)
+
+
+EQUIVALENT_NOTE = (
+    "Real-data equivalent: the real examples per class at which the curve of a strategy trained on real data "
+    "(the primary reference; the positive control where it ran) over the suite's real budgets reaches the "
+    "synthesising strategy's mean primary metric, interpolated linearly in log budget, never extrapolated; "
+    f"95% CI: percentile bootstrap over seeds ({paired.BOOTSTRAP_RESAMPLES:,} resamples of the seeds, the strategy "
+    "and the curve recomputed from the same ones; with 3 seeds it has few distinct values). ×: the equivalent over "
+    "the strategy's own real budget (2× = the same metric with half the real data).")
+
+
+def equivalent_table(equivalents: Sequence[paired.RealEquivalent]) -> str:
+    """Markdown: the real-data equivalents of one family (`bench.stats.real_equivalents`), one row per
+    (data set,) strategy and real budget, a pair of columns per curve; "" where there are none."""
+    if not equivalents:
+        return ""
+    e0 = equivalents[0]
+    several = len({e.dataset for e in equivalents}) > 1
+    curves = list(dict.fromkeys(e.curve for e in equivalents))
+    arrow = "↑" if e0.higher_is_better else "↓"
+    head = (["data"] if several else []) + ["strategy", "real per class", f"{e0.metric} {arrow}"]
+    for c in curves:
+        head += [f"real per class equivalent on {c} [95% CI]", f"× own real ({c})"]
+    rows = {}  # (dataset, budget, strategy) -> curve -> equivalent
+    for e in equivalents:
+        rows.setdefault((e.dataset, e.budget, e.strategy), {})[e.curve] = e
+    align = ["---"] * (several + 1) + ["---:"] * (len(head) - several - 1)  # names left, numbers right
+    lines = [f"\n### Real-data equivalent: {e0.suite} v{e0.version} · preset {e0.preset}\n\n",
+             EQUIVALENT_NOTE + "\n\n",
+             "| " + " | ".join(head) + " |\n", "|" + "|".join(align) + "|\n"]
+    for (dataset, budget, strategy), by_curve in sorted(rows.items()):
+        cells = [dataset] if several else []
+        cells += [strategy, str(budget), _fmt(next(iter(by_curve.values())).mean)]
+        for c in curves:
+            e = by_curve.get(c)
+            cells += [paired.equivalent_text(e), paired.ratio_text(e)] if e else ["—", "—"]
+        lines.append("| " + " | ".join(cells) + " |\n")
     return "".join(lines)
 
 

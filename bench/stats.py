@@ -37,7 +37,10 @@ The references are the strategies whose registered capabilities declare a `refer
 (bench.api.StrategyCaps), in ascending rank; the lowest rank present is the primary reference (the wins
 table's). A strategy is a reference under its registered name only: one the registry does not know (an
 uninstalled plug-in), or a variant under another id (one per synthetic budget of a frontier preset), is
-compared, never compared against. The same holds for the controls (`kind` "control", shown in a block of
+compared, never compared against, with one exception: a variant of the method's control (a reference that
+declares `control_of` the method) is compared with the method's variant at the same setting, the same
+recorded parameters less the method's `targeting_params` and the same `synthetic` section, so at each
+synthetic budget (`control_pairs`; the same paired test, in the same Holm family). The same holds for the controls (`kind` "control", shown in a block of
 their own) and their `control_role`: a positive control (more real data) must come out better than the
 primary reference; where it does not, that (dataset, budget) cannot see even an effect of real data, and
 its "equivalent" verdicts become "inconclusive" (`check_power`). A negative control that comes out better
@@ -58,6 +61,12 @@ the level; otherwise (an interval that reaches chance cannot tell the model from
 nothing) every comparison of that (dataset, budget) gets the verdict "at chance": no test, no member of
 the Holm family, no row in the verdict tables and no count in the wins; one line opens the verdict table
 instead. Below 2 seeds there is no interval and no check (the verdicts are too few pairs anyway).
+
+The real-data equivalent (`real_equivalents`): where a suite ran several real budgets, each synthesising
+strategy's mean primary metric at its real budget is mapped onto the curve of the primary reference's means
+over those budgets (and of each positive control's), linearly in log budget, with a percentile bootstrap CI
+over seeds: "as good as 140 [95, 190] real examples per class at 100". Outside the curve's budgets it is
+"below the smallest budget" or "above the largest", never extrapolated.
 
 Differences are shown in points: one point is 0.01 of the metric (a percentage point for accuracy).
 Everything here is a pure function of result records (bench.results.Result, or records as stored in
@@ -394,6 +403,44 @@ def primary_reference(strategies: Iterable[str]) -> str | None:
     return refs[0] if refs else None
 
 
+def _registered_caps(r: Result) -> Any | None:
+    """The capabilities of the registered strategy a cell ran (config.strategy.name, else its id): a
+    variant under another id, such as one per synthetic budget, has those of the strategy it runs."""
+    return _caps(r.strategy_name or r.strategy)
+
+
+def _setting(r: Result, ignore: Iterable[str]) -> tuple[dict[str, Any], Any]:
+    """A cell's recorded strategy parameters, less `ignore`, and its `synthetic` section (generator,
+    synthetic budget per class, mixing): what must agree for a method and its control to be a pair."""
+    params = (r.config.get("strategy") or {}).get("params") or {}
+    return {k: v for k, v in params.items() if k not in set(ignore)}, r.config.get("synthetic")
+
+
+def control_pairs(results: Sequence[Result]) -> list[tuple[str, str]]:
+    """(method id, control id) pairs of one (dataset, budget) that the references leave out: a cell of a
+    strategy registered with kind "method", against a cell of a strategy whose capabilities declare it a
+    reference and the control of that method (`control_of`) under another id (a variant, such as one per
+    synthetic budget of a frontier preset), where both recorded the same strategy parameters less the
+    method's `targeting_params` and the same `synthetic` section (so the same synthetic budget). A control
+    under its registered name is a reference and compared with the method already."""
+    first: dict[str, Result] = {}
+    for r in results:
+        first.setdefault(r.strategy, r)
+    out = []
+    for method, m in sorted(first.items()):
+        caps = _registered_caps(m)
+        if caps is None or caps.kind != "method":
+            continue
+        for control, c in sorted(first.items()):
+            ccaps = _registered_caps(c)
+            if (control == method or reference_rank(control) is not None or ccaps is None
+                    or ccaps.reference is None or ccaps.control_of != (m.strategy_name or method)):
+                continue
+            if _setting(c, caps.targeting_params) == _setting(m, caps.targeting_params):
+                out.append((method, control))
+    return out
+
+
 def loop_round(result: Result | Mapping[str, Any]) -> int | None:
     """strategy_log.returned_round of a loop strategy's cell (the loop's own record); None where the cell
     has none (a strategy without rounds)."""
@@ -428,8 +475,9 @@ def _primary(results: Sequence[Result]) -> tuple[str, bool | None]:
 def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = ALPHA, power: float = POWER,
                   margin: float = DEFAULT_EQUIVALENCE_MARGIN * POINT) -> list[Comparison]:
     """Unadjusted comparisons (p_holm = p_t, verdict from it) of one (suite, version, preset, dataset,
-    budget): every strategy against every reference present, paired by seed, with TOST against ±`margin`
-    (metric units), and `identical` where both models are the same. `compare` adjusts them."""
+    budget): every strategy against every reference present, then each method against its control at the
+    same setting (`control_pairs`), paired by seed, with TOST against ±`margin` (metric units), and
+    `identical` where both models are the same. `compare` adjusts them."""
     if not records:
         return []
     results = [Result.of(r) for r in records]
@@ -450,31 +498,33 @@ def compare_group(records: Sequence[Result | Mapping[str, Any]], alpha: float = 
     refs = references(strategies)
     chance = chance_check(results, metric, higher)
     at_chance = chance if chance is not None and not chance.beaten else None
+    # Every strategy against every reference (two references once: the later one against the earlier),
+    # then each method against its control at the same setting (`control_pairs`).
+    pairs = [(strat, ref) for ref in refs for strat in strategies
+             if strat != ref and not (strat in refs and refs.index(strat) < refs.index(ref))]
+    pairs += control_pairs(results)
     out = []
-    for ref in refs:
-        for strat in strategies:
-            if strat == ref or (strat in refs and refs.index(strat) < refs.index(ref)):
-                continue  # two references are compared once: the later one against the earlier
-            seeds = tuple(sorted(set(values[strat]) & set(values[ref])))
-            # A pair is a pair only if both cells trained on the same real examples (where recorded).
-            seeds = tuple(k for k in seeds if None in (real[strat].get(k), real[ref].get(k))
-                          or real[strat][k] == real[ref][k])
-            if not seeds:
-                continue
-            t = paired_test([values[strat][k] for k in seeds], [values[ref][k] for k in seeds], alpha, margin)
-            round0 = sum(rounds[strat][k] == 0 and rounds[ref][k] == 0 for k in seeds)
-            # The same model twice: every difference exactly 0, or two loops that both kept their round-0
-            # (real-data) model in every seed. Nothing to test: no p, no CI, no MDE.
-            same = t.n >= 2 and ((t.mean == 0 and t.sd == 0)
-                                 or (round0 == t.n and set(seeds) <= loops[strat] & loops[ref]))
-            if at_chance is not None:  # the reference learned nothing: no test
-                v, p, m = AT_CHANCE, None, None
-            elif same:
-                v, p, m = IDENTICAL, None, None
-            else:
-                v, p, m = verdict(t.p_t, t.mean, higher, t.p_tost, alpha), t.p_t, mde(t.sd, t.n, alpha, power)
-            out.append(Comparison(first.suite, first.version, first.preset, first.dataset, first.budget, metric,
-                                  higher, strat, ref, seeds, t, p, v, m, margin, round0, at_chance=at_chance))
+    for strat, ref in pairs:
+        seeds = tuple(sorted(set(values[strat]) & set(values[ref])))
+        # A pair is a pair only if both cells trained on the same real examples (where recorded).
+        seeds = tuple(k for k in seeds if None in (real[strat].get(k), real[ref].get(k))
+                      or real[strat][k] == real[ref][k])
+        if not seeds:
+            continue
+        t = paired_test([values[strat][k] for k in seeds], [values[ref][k] for k in seeds], alpha, margin)
+        round0 = sum(rounds[strat][k] == 0 and rounds[ref][k] == 0 for k in seeds)
+        # The same model twice: every difference exactly 0, or two loops that both kept their round-0
+        # (real-data) model in every seed. Nothing to test: no p, no CI, no MDE.
+        same = t.n >= 2 and ((t.mean == 0 and t.sd == 0)
+                             or (round0 == t.n and set(seeds) <= loops[strat] & loops[ref]))
+        if at_chance is not None:  # the reference learned nothing: no test
+            v, p, m = AT_CHANCE, None, None
+        elif same:
+            v, p, m = IDENTICAL, None, None
+        else:
+            v, p, m = verdict(t.p_t, t.mean, higher, t.p_tost, alpha), t.p_t, mde(t.sd, t.n, alpha, power)
+        out.append(Comparison(first.suite, first.version, first.preset, first.dataset, first.budget, metric,
+                              higher, strat, ref, seeds, t, p, v, m, margin, round0, at_chance=at_chance))
     return out
 
 
@@ -684,3 +734,142 @@ def points(x: float | None, digits: int = 2) -> str:
     if x is None or not math.isfinite(x):
         return "—"
     return f"{float(f'{x / POINT:.{digits}g}'):g}"
+
+
+# The real-data equivalent: how much real data a synthesising strategy is worth.
+BOOTSTRAP_RESAMPLES = 2_000  # resamples of the seeds behind each equivalent's CI
+BOOTSTRAP_SEED = 0  # fixed: the same results give the same interval
+BELOW, ABOVE = 0.0, math.inf  # an equivalent below the curve's smallest budget / above its largest
+
+
+def real_equivalent(budgets: Sequence[float], curve: Sequence[float], value: float,
+                    higher_is_better: bool = True) -> float:
+    """The real examples per class at which `curve` (the mean primary metric at each of `budgets`,
+    ascending) first reaches `value`, interpolated linearly in log budget between the two budgets around
+    it (accuracy grows about linearly in the log of the data, and the budgets are spaced by factors).
+    BELOW (0) where the curve at its smallest budget is already better than `value`, ABOVE (inf) where it
+    never reaches it: no extrapolation beyond the budgets that ran. "Reaches" follows the metric's
+    direction; on a curve that is not monotone, the first crossing counts (the least real data that does
+    as well)."""
+    sign = 1.0 if higher_is_better else -1.0
+    target = sign * value
+    ys = [sign * y for y in curve]
+    for i, y in enumerate(ys):
+        if y >= target:
+            if i == 0:
+                return float(budgets[0]) if y == target else BELOW
+            t = (target - ys[i - 1]) / (y - ys[i - 1])  # ys[i-1] < target <= y
+            lo, hi = math.log(budgets[i - 1]), math.log(budgets[i])
+            return math.exp(lo + t * (hi - lo))
+    return ABOVE
+
+
+@dataclass(frozen=True)
+class RealEquivalent:
+    """A synthesising strategy at one real budget, expressed in real data: the real examples per class at
+    which `curve` (a strategy trained on real data, over the suite's real budgets) has the same mean primary
+    metric, with a percentile bootstrap CI over seeds (`real_equivalents`)."""
+
+    suite: str
+    version: int
+    preset: str
+    dataset: str
+    metric: str
+    higher_is_better: bool
+    strategy: str
+    budget: int  # the strategy's real examples per class
+    curve: str  # the strategy whose means over `budgets` map a mean to real examples per class
+    budgets: tuple[int, ...]  # the curve's real budgets per class, ascending
+    seeds: tuple[int, ...]  # the seeds the strategy and every point of the curve have with status ok
+    mean: float  # the strategy's mean primary metric over `seeds`, metric units
+    equivalent: float  # real examples per class; BELOW or ABOVE outside the curve's budgets
+    ci_low: float | None  # 95% percentile bootstrap interval of `equivalent`; None below 2 seeds
+    ci_high: float | None
+
+    @property
+    def family(self) -> tuple[str, int, str]:
+        return (self.suite, self.version, self.preset)
+
+
+def real_equivalents(records: Iterable[Result | Mapping[str, Any]], resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED) -> list[RealEquivalent]:
+    """The real-data equivalent of every synthesising strategy (registered `synthesises`, its variants
+    included) at each real budget of a (suite, version, preset, dataset) with several numeric real budgets:
+    on the curve of the primary reference and on that of each positive control present, each over the
+    budgets where it has results (at least 2). The point estimate maps the strategy's mean onto the curve
+    of means (`real_equivalent`); the CI resamples the seeds with replacement `resamples` times (one
+    generator seeded with `seed` per row, so a row does not depend on the others), recomputes the
+    strategy's mean and the whole curve from the same resampled seeds (seed k's cells share its data and
+    random numbers) and takes the 2.5% and 97.5% points of the equivalents (order statistics, so BELOW
+    and ABOVE stay what they are). Only seeds that the strategy and every point of the curve have ok."""
+    places: dict[tuple, list[Result]] = defaultdict(list)  # (suite, version, preset, dataset) -> results
+    for r in map(Result.of, records):
+        places[(*r.family, r.dataset)].append(r)
+    out = []
+    for (suite, version, preset, dataset), results in sorted(places.items()):
+        metric, higher = _primary(results)
+        if higher is None:
+            continue
+        values: dict[tuple[str, int], dict[int, float]] = defaultdict(dict)  # (id, budget) -> seed -> value
+        for r in results:
+            if r.ok and isinstance(r.budget, int) and (v := r.value(metric)) is not None:
+                values[(r.strategy, r.budget)][r.seed] = v
+        if len({b for _, b in values}) < 2:
+            continue
+        cells = {r.strategy: r for r in results}
+        primary = primary_reference(cells)
+        curves = [primary] if primary else []
+        curves += sorted(s for s in cells if control_role(s) == "positive")
+        for curve in curves:
+            budgets = sorted(b for s, b in values if s == curve)
+            if len(budgets) < 2:
+                continue
+            for (strategy, budget), mine in sorted(values.items()):
+                caps = _registered_caps(cells[strategy])
+                if strategy == curve or caps is None or not caps.synthesises:
+                    continue
+                seeds = sorted(set(mine).intersection(*(values[(curve, b)] for b in budgets)))
+                if not seeds:
+                    continue
+                a = np.array([mine[k] for k in seeds])  # the strategy, by seed
+                c = np.array([[values[(curve, b)][k] for k in seeds] for b in budgets])  # budget x seed
+                point = real_equivalent(budgets, c.mean(axis=1), float(a.mean()), higher)
+                low = high = None
+                if len(seeds) >= 2:
+                    idx = np.random.default_rng(seed).integers(0, len(seeds), size=(resamples, len(seeds)))
+                    means = a[idx].mean(axis=1)  # (resamples,)
+                    curve_means = c[:, idx].mean(axis=2)  # (budgets, resamples)
+                    draws = [real_equivalent(budgets, curve_means[:, i], float(means[i]), higher)
+                             for i in range(resamples)]
+                    ends = np.quantile(draws, [ALPHA / 2, 1 - ALPHA / 2], method="inverted_cdf")
+                    low, high = float(ends[0]), float(ends[1])
+                out.append(RealEquivalent(suite, version, preset, dataset, metric, higher, strategy, budget, curve,
+                                          tuple(budgets), tuple(seeds), float(a.mean()), point, low, high))
+    return out
+
+
+def real_per_class_text(x: float, budgets: Sequence[int], bound: bool = False) -> str:
+    """An equivalent in real examples per class, "137"; outside the curve's budgets "below the smallest
+    budget (50)" / "above the largest (200)", or as an interval's end (`bound`) "below 50" / "above 200"."""
+    if x == BELOW:
+        return f"below {budgets[0]}" if bound else f"below the smallest budget ({budgets[0]})"
+    if x == ABOVE:
+        return f"above {budgets[-1]}" if bound else f"above the largest ({budgets[-1]})"
+    return f"{x:.0f}"
+
+
+def equivalent_text(e: RealEquivalent) -> str:
+    """The equivalent with its 95% CI: "137 [95, 190]", "below the smallest budget (50) [below 50, 61]"."""
+    ci = ("" if e.ci_low is None or e.ci_high is None else
+          f" [{real_per_class_text(e.ci_low, e.budgets, True)}, {real_per_class_text(e.ci_high, e.budgets, True)}]")
+    return real_per_class_text(e.equivalent, e.budgets) + ci
+
+
+def ratio_text(e: RealEquivalent) -> str:
+    """The equivalent over the strategy's own real budget: "1.4×" (as good as 1.4 times its real data: the
+    same metric with 1 - 1/1.4 = 29% less real data); "< 0.5×" / "> 2×" outside the curve's budgets."""
+    if e.equivalent == BELOW:
+        return f"< {e.budgets[0] / e.budget:.2g}×"
+    if e.equivalent == ABOVE:
+        return f"> {e.budgets[-1] / e.budget:.2g}×"
+    return f"{e.equivalent / e.budget:.2g}×"

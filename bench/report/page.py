@@ -167,6 +167,10 @@ def section(family: Family, groups: Mapping[Group, Sequence[Result]], comparison
     parts.append(_summary_table(groups, comparisons, reference, primary, directions, secondary, hours, several))
     if comparisons:
         parts.append(f"<p>{_e(paired.power_sentence(comparisons))}</p>\n")
+    equivalents = paired.real_equivalents(records)  # several real budgets: what the synthetic data is worth
+    if equivalents:
+        parts.append(f"<p>{_e(leaderboard.EQUIVALENT_NOTE)}</p>\n"
+                     + _markdown_table(leaderboard.equivalent_table(equivalents)))
     parts.append("<details><summary>All metrics</summary>\n")
     for (dataset, budget), rs in groups.items():
         parts.append(f"<h4>{_e(dataset)} · {_e(budget_text(budget))}</h4>\n")
