@@ -163,7 +163,7 @@ def test_verdicts_are_those_of_bench_stats(built: tuple[Path, Path]) -> None:
             assert c.verdict in paired.VERDICTS and cells[at - 1] == paired.verdict_text(c), (section, c.strategy)
             checked += 1
     assert checked >= 8  # 5 strategies against real_only in transactions, 3 in pneumoniamnist
-    assert page.rows["transactions-v2-cpu"]["real_only"]["verdict"] == "reference"
+    assert page.rows["transactions-v3-cpu"]["real_only"]["verdict"] == "reference"
     text = (out / "index.html").read_text(encoding="utf-8")
     for comps in families.values():  # each section opens with its power check, as the leaderboard's table does
         assert all(html.escape(sentence.replace("**", "")) in text for sentence in paired.control_sentences(comps))
