@@ -21,16 +21,17 @@ def test_smoke_suite_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "results"
     assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet"]) == 0
     got = results(out)
-    assert sorted(got) == [f"smoke/v1/cpu/cifar10/n10/{s}/seed0.json"
-                           for s in ("active_synthesis", "random_synthetic", "real_only", "smote")]
+    strategies = ("active_synthesis", "loop_real_only", "oracle_active", "oracle_real", "permuted_labels",
+                  "pseudo_label", "random_synthetic", "real_only", "smote")  # the smoke suite's, with its controls
+    assert sorted(got) == [f"smoke/v2/cpu/cifar10/n10/{s}/seed0.json" for s in strategies]
     assert all(r["status"] == "ok" for r in got.values())
     for s in ("active_synthesis", "random_synthetic", "smote"):  # each adds 10 synthetic images per class
-        log = got[f"smoke/v1/cpu/cifar10/n10/{s}/seed0.json"]["strategy_log"]
+        log = got[f"smoke/v2/cpu/cifar10/n10/{s}/seed0.json"]["strategy_log"]
         assert log["synthetic_examples"] == 100 and log["mix_ratio"] == 0.5
-    active = got["smoke/v1/cpu/cifar10/n10/active_synthesis/seed0.json"]
+    active = got["smoke/v2/cpu/cifar10/n10/active_synthesis/seed0.json"]
     assert active["config"]["synthetic"]["budget_per_class"] == 10
     assert [r["round"] for r in active["strategy_log"]["rounds"]] == [0, 1, 2]
-    r = got["smoke/v1/cpu/cifar10/n10/real_only/seed0.json"]
+    r = got["smoke/v2/cpu/cifar10/n10/real_only/seed0.json"]
     assert r["config"]["synthetic"] is None  # real_only does not depend on the synthetic settings
     validate_result(r)
     assert r["status"] == "ok" and r["error"] is None
@@ -45,10 +46,10 @@ def test_smoke_suite_end_to_end(tmp_path, capsys, monkeypatch):
     assert r["cell"] == {"dataset": "cifar10", "budget": 10, "strategy": "real_only", "seed": 0}
 
     # A second run finds the result up to date and leaves it alone; --force recomputes it.
-    path = out / "smoke/v1/cpu/cifar10/n10/real_only/seed0.json"
+    path = out / "smoke/v2/cpu/cifar10/n10/real_only/seed0.json"
     stamp = path.stat().st_mtime_ns
     assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet"]) == 0
-    assert "0 done, 4 up to date" in capsys.readouterr().out
+    assert "0 done, 9 up to date" in capsys.readouterr().out
     assert path.stat().st_mtime_ns == stamp
     assert main(["run", "--suite", "smoke", "--out", str(out), "--quiet", "--force"]) == 0
     assert path.stat().st_mtime_ns != stamp
