@@ -89,6 +89,7 @@ def _check_control(strategies: list[tuple[Any, Any]]) -> None:
         targeting = STRATEGIES.caps(target).targeting_params
         controls = [(spec, loop(s, targeting)) for spec, s in strategies
                     if STRATEGIES.caps(spec.name).control_of == target]
+        unmatched = []  # (entry, how it differs from the first control)
         for spec, strategy in strategies:
             if spec.name != target:
                 continue
@@ -97,9 +98,15 @@ def _check_control(strategies: list[tuple[Any, Any]]) -> None:
                 continue
             ref_spec, ref = controls[0]
             diff = ", ".join(f"{k} {mine[k]!r} vs {ref.get(k)!r}" for k in sorted(mine) if mine[k] != ref.get(k))
-            warnings.warn(f"strategy {spec.key!r} and its control {ref_spec.key!r} differ in more than the targeting "
-                          f"({diff}): the comparison then measures more than where the seeds come from; give both "
-                          "the same loop parameters (a YAML anchor)", SuiteWarning, stacklevel=2)
+            unmatched.append((spec.key, diff))
+        if unmatched:  # one line for all of them: an ablation suite has many on purpose
+            first, diff = unmatched[0]
+            more = f" (and {len(unmatched) - 1} more entries of {target}: {', '.join(k for k, _ in unmatched[1:])})" \
+                if len(unmatched) > 1 else ""
+            warnings.warn(f"strategy {first!r} and its control {controls[0][0].key!r} differ in more than the targeting "
+                          f"({diff}){more}: a comparison with the control then measures more than where the seeds "
+                          "come from; give both the same loop parameters (a YAML anchor), or read such entries as "
+                          "ablations", SuiteWarning, stacklevel=2)
 
 
 def _smallest_classes(ds: Any, caps: Any) -> tuple[int | None, int | None]:

@@ -18,7 +18,9 @@ check of the positive control. Then one section per suite family (suite, version
 - figures, each only where the results hold its data: the efficiency frontier (test primary metric
   against the synthetic examples added; against the real training examples where a data set has
   several budgets; validation accuracy against the synthetic total per round of the loop), |U_tau| and
-  the mean uncertainty per round of the loop strategies, a forest plot of the paired differences
+  the mean uncertainty per round of the loop strategies, per parameter that ids of one registered strategy
+  sweep alone (figures.sweeps, read from the recorded parameters) the primary metric against its value with
+  its 95% CI and the references as lines, a forest plot of the paired differences
   against the reference (coloured by verdict: green and red follow the Holm-adjusted paired t-test, blue
   the TOST within the shaded margin), and the cost: gain over the reference against the extra compute per cell; for
   image suites, a grid of the synthetic thumbnails each strategy kept in its artifacts (bench.artifacts;

@@ -1,7 +1,8 @@
 """The report's figures, drawn with matplotlib into SVG bytes, and the per-family numbers they draw:
 the efficiency frontier, the primary metric against the real-data budget, the uncertainty per round of
 the loop strategies, a grid of synthetic thumbnails, the forest plot of the paired differences against
-the primary reference, and the cost (gain over the reference against the extra compute per cell).
+the primary reference, the cost (gain over the reference against the extra compute per cell) and the
+one-parameter sweeps (strategy ids of one registered strategy that differ from a base in one parameter).
 
 Every figure function returns a matplotlib Figure, or None where the results hold none of its data;
 `svg` draws one under the report's rcParams (RC), whose fixed hash salt and empty metadata make the
@@ -148,6 +149,92 @@ def costs(groups: Mapping[Group, Sequence[Result]], comparisons: Sequence[paired
             continue
         mine, ref = float(np.mean(spent[c.strategy])), float(np.mean(spent[reference]))
         out.append(Cost(c, mine, mine - ref))
+    return out
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Strategy ids of one registered strategy whose parameters differ from a base id's in one key alone:
+    a one-parameter ablation, with the base's value among the points."""
+
+    name: str  # the registered strategy (config.strategy.name)
+    key: str  # the swept parameter
+    base: str  # the base strategy id
+    points: tuple[tuple[Any, str], ...]  # (value, strategy id), the base's included, in order of value
+
+    @property
+    def numeric(self) -> bool:
+        """Whether every value is a number (a bool is a category: guidance on/off)."""
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in self.points)
+
+
+def strategy_defaults(name: str) -> dict[str, Any]:
+    """The registered strategy's default parameters (its dataclass fields' defaults); {} where the registry
+    does not know it or it is no dataclass."""
+    import dataclasses
+
+    from bench.registry import STRATEGIES
+
+    try:
+        cls = STRATEGIES.get(name)
+    except BenchError:  # not registered here (a plug-in not installed): only the recorded parameters count
+        return {}
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def _effective_params(r: Result, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A cell's strategy parameters as it ran them: the recorded config.strategy.params over the strategy's
+    `defaults` (a key that an older record lacks); a value None that the cell's `synthetic` section holds
+    under the same key (mix_ratio, budget_per_class: None means the suite's) takes the section's value."""
+    params = {**defaults, **((r.config.get("strategy") or {}).get("params") or {})}
+    synthetic = r.config.get("synthetic") or {}
+    return {k: synthetic[k] if v is None and synthetic.get(k) is not None else v for k, v in params.items()}
+
+
+def _value_order(v: Any) -> tuple:
+    """Numbers in numeric order before the other values in the order of their text."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, float(v), "")
+    return (1, 0.0, repr(v))
+
+
+def sweeps(records: Iterable[Result | Mapping[str, Any]],
+           defaults: Callable[[str], Mapping[str, Any]] = strategy_defaults) -> list[Sweep]:
+    """The one-parameter sweeps among `records` (one data set and budget): per registered strategy run
+    under several ids, the base is the id whose effective parameters (`_effective_params`, with
+    `defaults(name)`) differ from the most other ids' in exactly one key (ties: the id that is the
+    registered name, then the first by name); each key in which some id differs from it alone is a sweep
+    over the base and those ids. Pure given `defaults`; sweeps sorted by strategy name and key."""
+    params: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # name -> id -> effective parameters
+    for s, rs in sorted_by_strategy(records).items():
+        name = rs[0].strategy_name
+        if name is not None:
+            params[name][s] = _effective_params(rs[0], defaults(name))
+
+    def diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+        return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+    out = []
+    for name, ids in sorted(params.items()):
+        if len(ids) < 2:
+            continue
+        neighbours = {b: [s for s in ids if s != b and len(diff(ids[b], ids[s])) == 1] for b in ids}
+        base = min(ids, key=lambda b: (-len(neighbours[b]), b != name, b))
+        by_key: dict[str, list[tuple[Any, str]]] = defaultdict(list)
+        for s in neighbours[base]:
+            (key,) = diff(ids[base], ids[s])
+            by_key[key].append((ids[s].get(key), s))
+        for key, points in sorted(by_key.items()):
+            points.append((ids[base].get(key), base))
+            out.append(Sweep(name, key, base, tuple(sorted(points, key=lambda p: (_value_order(p[0]), p[1])))))
     return out
 
 
@@ -444,5 +531,57 @@ def cost_figure(cost_rows: Sequence[Cost], unit: str, palette: Mapping[str, str]
     ax.set_ylabel(f"gain in {first.metric} over {first.reference} (points, 95% CI)")
     ax.set_title("cost: gain against extra compute")
     ax.grid(alpha=0.3)
+    _legend(fig)
+    return fig
+
+
+def sweep_figure(records: Sequence[Result | Mapping[str, Any]], primary: str, colours: Mapping[str, str],
+                 found: Sequence[Sweep] | None = None) -> Any | None:
+    """One axes per one-parameter sweep (`sweeps` of the records, one data set and budget; or `found`):
+    the test primary metric's mean against the parameter's value with its 95% CI (Student's t over the
+    seeds; none for one seed), numbers on a numeric axis with a band, other values as categories with
+    whiskers; each point in its strategy's colour, the base ringed. The references among the records
+    (their registered reference ranks) are horizontal lines with their CI bands. None without a sweep."""
+    ok = ok_results(records)
+    found = sweeps(ok) if found is None else found
+    by = sorted_by_strategy(ok)
+    stats = {}  # strategy id -> (mean, CI low, CI high, seeds); CI None below two seeds
+    for s, rs in by.items():
+        vals = [v for v in (r.value(primary) for r in rs) if v is not None]
+        if vals:
+            mean, _, low, high = paired.mean_ci(vals)
+            stats[s] = (mean, low, high, len(vals))
+    found = [sw for sw in found if sum(s in stats for _, s in sw.points) >= 2]
+    if not found:
+        return None
+    fig, axes = _figure(len(found), width_per=4.2)
+    for ax, sw in zip(axes, found):
+        points = [(v, s) for v, s in sw.points if s in stats]
+        xs = [float(v) for v, _ in points] if sw.numeric else list(range(len(points)))
+        ms = np.array([stats[s][0] for _, s in points])
+        if sw.numeric:  # the line through the means and its band (where every point has a CI)
+            ax.plot(xs, ms, color=GREY, linewidth=1.0, zorder=1)
+            if all(stats[s][1] is not None for _, s in points):
+                ax.fill_between(xs, [stats[s][1] for _, s in points], [stats[s][2] for _, s in points],
+                                color=GREY, alpha=0.15, linewidth=0)
+        for x, (v, s) in zip(xs, points):
+            mean, low, high, n = stats[s]
+            yerr = None if low is None or sw.numeric else [[mean - low], [high - mean]]
+            ax.errorbar([x], [mean], yerr=yerr, fmt="o", color=colours[s], capsize=3, zorder=3,
+                        label=f"{s} (n={n})")
+            if s == sw.base:
+                ax.plot([x], [mean], "o", markersize=11, markerfacecolor="none", color=colours[s], zorder=3)
+        for ref in paired.references(s for s in stats if s not in {p[1] for p in sw.points}):
+            mean, low, high, n = stats[ref]
+            ax.axhline(mean, color=colours[ref], linewidth=1.0, linestyle="--", label=f"{ref} (n={n})")
+            if low is not None:
+                ax.axhspan(low, high, color=colours[ref], alpha=0.08, linewidth=0)
+        if not sw.numeric:
+            ax.set_xticks(xs, [str(v) for v, _ in points])
+            ax.set_xlim(-0.5, len(xs) - 0.5)
+        ax.set_xlabel(f"{sw.name}: {sw.key} (base {sw.base}, ringed)")
+        ax.set_ylabel(f"test {primary}")
+        ax.set_title(f"{sw.key} sweep: test {primary}\n(mean, 95% CI over seeds)")
+        ax.grid(alpha=0.3)
     _legend(fig)
     return fig

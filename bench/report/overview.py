@@ -46,9 +46,11 @@ def _power_cell(comparisons: Sequence[paired.Comparison], primary: str | None) -
     if positives:
         c = next((c for c in positives if c.verdict == paired.BETTER), positives[0])
         cls = c.verdict.replace(" ", "-")
-        lines.append(f"{_e(c.strategy)} vs {_e(c.reference)}: {_e(paired.verdict_text(c))}<br>{_e(paired.delta_text(c))}")
+        detected = "detected" if c.verdict == paired.BETTER else "not detected"
+        lines.append(f'<span title="{_e(c.strategy)} vs {_e(c.reference)}: {_e(paired.verdict_text(c))}">{detected}'
+                     f"</span><br>{_e(paired.delta_text(c))}")
     else:
-        lines.append("not run: nothing shows the suite can see an effect")
+        lines.append("not run")
     lines += [f'<b class="worse">⚠ {_e(c.strategy)} (negative control) better than {_e(c.reference)}: '
               f"{_e(paired.delta_text(c))}</b>" for c in alarms]
     classes = " ".join(("verdict", "power", cls)).strip()
@@ -59,8 +61,10 @@ def overview(families: Mapping[Family, Mapping[Group, Sequence[Result]]],
              verdicts: Mapping[Family, Sequence[paired.Comparison]]) -> str:
     """The HTML of the table (in a sideways-scrolling box) with the paragraph that reads it."""
     refs = paired.references({c.reference for comps in verdicts.values() for c in comps})
-    head = ["suite", "version", "preset", "data set · budget", "primary metric", "method",
-            *(f"vs {r}" for r in refs), "power check (positive control)"]
+    # Narrow columns first and the power check before the verdicts, so that the row reads at 1,280 px:
+    # is the suite able to see an effect, then what the method does against each reference.
+    head = ["suite", "data set · budget · metric", "method", "power check: positive control vs primary reference",
+            *(f"vs {r}" for r in refs)]
     rows = []
     for fam in sorted(families):
         suite, version, preset = fam
@@ -75,12 +79,10 @@ def overview(families: Mapping[Family, Mapping[Group, Sequence[Result]]],
             higher = next((h for r in results if (h := r.higher_is_better(metric)) is not None), True)
             for m in methods:
                 anchor = f"{suite}-v{version}-{preset}"
-                cells = [f'<td><a href="#{_e(anchor)}">{_e(suite)}</a></td>', f"<td>{version}</td>",
-                         f"<td>{_e(preset)}</td>", f"<td>{_e(dataset)} · {_e(budget_text(budget))}</td>",
-                         f"<td>{_e(metric)} {'↑' if higher else '↓'}</td>",
-                         f"<td>{_e(m) if m else 'no method run'}</td>"]
+                cells = [f'<td><a href="#{_e(anchor)}">{_e(suite)}</a> v{version} · {_e(preset)}</td>',
+                         f"<td>{_e(dataset)} · {_e(budget_text(budget))} · {_e(metric)} {'↑' if higher else '↓'}</td>",
+                         f"<td>{_e(m) if m else 'no method run'}</td>", _power_cell(mine, primary)]
                 cells += [_verdict_cell(by_pair.get((m, r)) if m else None, r) for r in refs]
-                cells.append(_power_cell(mine, primary))
                 rows.append(f'<tr data-family="{_e(anchor)}" data-dataset="{_e(dataset)}" '
                             f'data-budget="{_e(budget_segment(budget))}" data-method="{_e(m or "")}">'
                             + "".join(cells) + "</tr>\n")
@@ -92,7 +94,8 @@ def overview(families: Mapping[Family, Mapping[Group, Sequence[Result]]],
             "the family's comparisons; equivalent when the 90% CI lies inside the suite's margin (TOST); else "
             "inconclusive; identical where both returned the same model, with the seeds that returned round 0; "
             "no verdict where the reference is at chance), then Δ = method − reference in points (0.01 of the "
-            "metric) with its 95% CI. The power check: the positive control against the primary reference; where it "
-            f"is not detected, the row's equivalent verdicts are shown inconclusive. {NONE}: the column's strategy "
-            "did not run there.</p>\n"
+            "metric) with its 95% CI. The power check: is the positive control (real, correctly labelled examples in "
+            "place of synthetic ones) detected as better than the primary reference? Where it is not, the suite "
+            f"cannot see even more real data, and the row's equivalent verdicts are shown inconclusive. {NONE}: the "
+            "column's strategy did not run there.</p>\n"
             f'<div class="scroll">{table}</div>\n')

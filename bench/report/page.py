@@ -193,6 +193,11 @@ def section(family: Family, groups: Mapping[Group, Sequence[Result]], comparison
         add(f"{where}-uncertainty.svg", lambda rs=rs: figures.uncertainty_figure(rs, colours),
             f"uncertainty per round, {title}",
             f"Uncertainty per round, {title}: |U_tau| and the mean uncertainty score in U_tau and in the pool.")
+        add(f"{where}-sweeps.svg", lambda rs=rs: figures.sweep_figure(rs, primary, colours),
+            f"one-parameter sweeps, {title}",
+            f"One-parameter sweeps, {title}: per parameter that strategy ids of one registered strategy vary alone "
+            f"(found from their recorded parameters), test {primary} against its value, mean with its 95% CI over "
+            "the seeds (Student's t), the base ringed; the references as dashed lines with their CI bands.")
         if results is not None:
             add(f"{where}-synthetic.svg",
                 lambda rs=rs: figures.thumbnail_figure(figures.synthetic_samples(rs, results)),
