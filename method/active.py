@@ -15,7 +15,8 @@
      takes its most likely class), varied by the generator at `strength`; with `prompt_template`, each
      seed also gets a prompt naming its target class and the class it is confused with. Tables are
      targeted through column values instead (`targeting`: the categorical values over-represented in
-     U_tau, or conditions found by Bayesian optimisation; method/targeting.py).
+     U_tau, conditions found by Bayesian optimisation, or (group, label) cells of a sensitive attribute
+     balancing each group's label rate (`fairness`); method/targeting.py).
   6. Retrain on real + all synthetic so far with class-weighted sampling (mixing ratio) and the loss
      cross-entropy + beta * KL(f_{r-1}(x) || f_r(x)) on real examples (beta = kl_weight; 0 switches it
      off); warm-started from f_{r-1} by default. Go to 2.
@@ -32,8 +33,9 @@ the rounds, retraining and selection, and the random numbers (bench.seeding: f_0
 model of the seed, and each round draws its labels and samples from streams of their own). For tables
 both condition each seed row on the highest-lift value over-represented in U_tau that it carries, so
 the control conditions on those values at their pool rates; Bayesian optimisation of the conditions
-(`bo`) is targeting, and the control of `bo` is that same attribute rule. Text sampling scaled by the
-seed's uncertainty (`scale_sampling`) is targeting too and off by default.
+(`bo`) and the (group, label) cells of a sensitive attribute (`fairness`) are targeting, and the
+control of either is that same attribute rule. Text sampling scaled by the seed's uncertainty
+(`scale_sampling`) is targeting too and off by default.
 
 Seeds are drawn without replacement when the round needs no more than there are candidates. The loop
 may stop before it has drawn its whole synthetic budget (convergence, an empty region): the result's
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -58,7 +60,7 @@ from bench.seeding import LoopPart, Stream, loop_seed, round_seed, stream_rng
 from bench.synthesis import SynthesisStrategy, concat, empty_like, mix_weights, pool_split
 from bench.training import selection_key
 
-from .targeting import attribute_conditions, bo_conditions, overrepresented
+from .targeting import attribute_conditions, bo_conditions, fairness_allocation, overrepresented, sensitive_column
 from .uncertainty import SCORES, Uncertainty, ensemble, mc_dropout
 
 
@@ -81,7 +83,8 @@ def uncertain_prompts(template: str, classes: list[str], labels: np.ndarray, pro
 
 # Parameters that only guidance reads (how generation is aimed at U_tau): the control, random_synthetic,
 # ignores them, so the two may differ in these (bench validate warns about any other difference).
-TARGETING_PARAMS = ("guidance", "targeting", "min_lift", "bo_trials", "bo_probe", "bo_keep", "scale_sampling")
+TARGETING_PARAMS = ("guidance", "targeting", "min_lift", "bo_trials", "bo_probe", "bo_keep", "scale_sampling",
+                    "sensitive")
 
 
 @STRATEGIES.register("active_synthesis", kind="method", version=3, synthesises=True, uses_generator=True,
@@ -107,12 +110,17 @@ class ActiveSynthesis(SynthesisStrategy):
     select_round_on_val: bool = True  # return the best round (0 = f_0 included) on validation; False: the last
     targeting: str = "auto"  # how generation is aimed at U_tau: "seeds" (vary its examples; images), "attributes"
     #   (condition on its over-represented categorical values; tables), "bo" (conditions chosen by Bayesian
-    #   optimisation of the generated rows' BALD; tables); auto: attributes for tables, else seeds
+    #   optimisation of the generated rows' BALD; tables), "fairness" (condition on (group, label) cells of the
+    #   `sensitive` attribute: groups by their share of U_tau, labels towards the overall label rate; tables);
+    #   auto: attributes for tables, else seeds
     min_lift: float = 1.2  # attributes/bo: a categorical value is a target if its share in U_tau is this many
     #                        times its share in the pool (method/targeting.py)
     bo_trials: int = 20  # bo: TPE trials per round, each generating `bo_probe` rows
     bo_probe: int = 32
     bo_keep: int = 5  # bo: the round's rows are shared among this many best conditions
+    # fairness: the sensitive attribute whose groups are balanced (a name in the data set's schema, e.g. sex).
+    # Left out of the cell record while None, so that results made before the field existed keep their hash.
+    sensitive: str | None = field(default=None, metadata={"omit_if_none": True})
     scale_sampling: bool = False  # seeds: pass each seed's score / tau to the generator (Conditions.uncertainty),
     #   which text generators turn into a higher temperature for more uncertain seeds; targeting (the control
     #   never passes it), so off by default: method and control then sample every seed by one rule
@@ -130,7 +138,10 @@ class ActiveSynthesis(SynthesisStrategy):
                   (self.max_rounds >= 1 and self.patience >= 1 and self.passes >= 1 and self.members >= 2,
                    "max_rounds, patience and passes must be >= 1, members >= 2"),
                   (0 <= self.strength <= 1 and self.kl_weight >= 0, "strength must lie in [0, 1], kl_weight >= 0"),
-                  (self.targeting in ("auto", "seeds", "attributes", "bo"), "targeting must be auto, seeds, attributes or bo"),
+                  (self.targeting in ("auto", "seeds", "attributes", "bo", "fairness"),
+                   "targeting must be auto, seeds, attributes, bo or fairness"),
+                  (self.targeting != "fairness" or bool(self.sensitive),
+                   "targeting fairness needs `sensitive`: the sensitive attribute whose groups it balances (e.g. sex)"),
                   (self.bo_trials >= 1 and self.bo_probe >= 1 and self.bo_keep >= 1, "bo_trials, bo_probe and bo_keep must be >= 1"),
                   (self.prompt_template is None or "{label}" in self.prompt_template,
                    "prompt_template must contain {label} (and may contain {confuser})")]
@@ -140,7 +151,7 @@ class ActiveSynthesis(SynthesisStrategy):
 
     def check_compatible(self, modality: str, generator: Any) -> None:
         """Refused before any work starts (bench.compat): column targeting needs a table."""
-        if self.targeting in ("attributes", "bo") and modality != "tabular":
+        if self.targeting in ("attributes", "bo", "fairness") and modality != "tabular":
             raise ValueError(f"targeting {self.targeting!r} conditions on table columns, and {modality} data has "
                              "none: use targeting seeds (or auto)")
 
@@ -163,6 +174,8 @@ class ActiveSynthesis(SynthesisStrategy):
     adds: ClassVar[str] = "generated examples"  # what a round adds, as the result's log says
 
     def run(self, task: TaskView) -> StrategyResult:
+        if self.targeting == "fairness" and self.guidance:
+            sensitive_column(task.data.schema, self.sensitive)  # a wrong name fails here, before any training
         mix = self.mix(task)
         generator, gen_log = self.fitted_generator(task) if self.samples_generator else (None, None)
         total = self.total(task)
@@ -197,6 +210,7 @@ class ActiveSynthesis(SynthesisStrategy):
             # One stream per round and part (bench.seeding): the method and its controls draw the same
             # uniforms for the labels and the samples whatever seeds they chose.
             draws = {part: stream_rng(task.seed, Stream.SYNTHESIS_LOOP, r, part) for part in LoopPart}
+            self.synthetic_ = synthetic  # the rows of earlier rounds: fairness targeting reads their groups and labels
             candidates_ = region if self.guidance else np.arange(len(pool))
             chosen = draws[LoopPart.SEEDS].choice(candidates_, n, replace=n > len(candidates_))
             labels = draw_labels(u.mean_probs[chosen], self.label_mode, draws[LoopPart.LABELS])
@@ -279,6 +293,8 @@ class ActiveSynthesis(SynthesisStrategy):
         if targeting == "attributes" or not self.guidance:
             attrs = attribute_conditions(schema, np.asarray(pool.x)[chosen], targets)
             return Conditions(labels=labels, attributes=attrs), {"kind": "attributes", "targets": named}
+        if targeting == "fairness":
+            return self.fairness_conditions(task, pool, region, len(chosen))
 
         def sample(k: int, label: int, target: Any, seed: int) -> np.ndarray:
             attrs = {} if target is None else {target.column: np.full(k, float(target.code))}
@@ -288,6 +304,40 @@ class ActiveSynthesis(SynthesisStrategy):
                                                  targets, len(chosen), self.bo_trials, self.bo_probe, self.bo_keep,
                                                  seed=round_seed(task.seed, r))
         return Conditions(labels=bo_labels, attributes=attrs), {"kind": "bo", "targets": named, "trials": trials}
+
+    def fairness_conditions(self, task: TaskView, pool: Split, region: np.ndarray, n: int
+                            ) -> tuple[Conditions, dict[str, Any]]:
+        """n (group, label) conditions of the sensitive attribute (method/targeting.py fairness_allocation):
+        groups by their rows in U_tau, labels moving each group's label shares in the training data (real
+        budget + synthetic so far) towards the overall shares. The labels are the cells' own."""
+        schema = task.data.schema
+        j = sensitive_column(schema, self.sensitive)
+        groups = schema.columns[j].categories
+        earlier = getattr(self, "synthetic_", None)  # set by run: the synthetic rows of earlier rounds
+        x, y = np.asarray(task.train.x), np.asarray(task.train.y)
+        if earlier is not None and len(earlier):
+            x, y = np.concatenate([x, np.asarray(earlier.x)]), np.concatenate([y, np.asarray(earlier.y)])
+
+        def group_of(rows: np.ndarray) -> np.ndarray:
+            return np.clip(np.rint(rows[:, j]).astype(int), 0, len(groups) - 1)
+
+        counts = np.zeros((len(groups), task.num_classes), dtype=np.int64)  # training rows per (group, label)
+        np.add.at(counts, (group_of(x), y.astype(int)), 1)
+        uncertain = np.bincount(group_of(np.asarray(pool.x)[region]), minlength=len(groups))
+        cells = fairness_allocation(uncertain, counts, n)
+        g, labels = np.nonzero(cells)
+        rows = cells[g, labels]
+        after = counts + cells
+
+        def shares(c: np.ndarray) -> list[float]:
+            return [round(float(v), 4) for v in c / max(c.sum(), 1)]
+
+        log = {"kind": "fairness", "sensitive": self.sensitive, "overall_label_shares": shares(counts.sum(axis=0)),
+               "groups": {name: {"uncertain": int(uncertain[i]), "rows_per_label": cells[i].tolist(),
+                                 "label_shares_before": shares(counts[i]), "label_shares_after": shares(after[i])}
+                          for i, name in enumerate(groups)}}
+        return (Conditions(labels=np.repeat(labels, rows).astype(np.int64),
+                           attributes={schema.columns[j].name: np.repeat(g, rows).astype(np.float64)}), log)
 
     def _round_log(self, task: TaskView, r: int, models: list[Any], n_syn: int, scoring: dict | None, start: float,
                    new_labels: np.ndarray | None = None) -> dict[str, Any]:

@@ -20,6 +20,12 @@ conditions two ways:
   rows are then shared among the `keep` best distinct conditions in proportion to their scores.
   TPE (a tree-structured Parzen estimator) suits this small, categorical search space; optuna is the
   library because it is well kept and has no heavy dependencies.
+
+`fairness`: rows conditioned on (sensitive group, label) cells of one categorical sensitive attribute
+  (`fairness_allocation`). The round's rows go to the groups in proportion to their rows in U_tau (where
+  the model is uncertain); within a group they are labelled so that the group's label shares in the
+  training data (real budget + synthetic so far) move towards the overall shares: demographic-parity-
+  aware data, the group whose positive rate lags getting more positive rows.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from bench.errors import BenchError
 from bench.seeding import round_seed
 from bench.table import TableSchema
 
@@ -109,3 +116,47 @@ def bo_conditions(sample: Callable[[int, int, Target | None, int], np.ndarray], 
             f"{options[t.params['target']].column}={options[t.params['target']].code}", "mean_bald": float(t.value)}
            for t in study.trials]
     return np.asarray(labels, dtype=np.int64), {c: np.asarray(v, dtype=np.float64) for c, v in attrs.items()}, log
+
+
+def sensitive_column(schema: TableSchema | None, name: str | None) -> int:
+    """The index of the categorical column that sensitive attribute `name` is read from; a one-line
+    BenchError where there is no table, no such attribute, or it is a binned numeric column (a generator
+    is conditioned on category codes, not on ranges)."""
+    if schema is None:
+        raise BenchError("targeting 'fairness' needs a table (a data set with a schema)")
+    if name not in schema.sensitive:
+        raise BenchError(f"targeting 'fairness': {name!r} is not a sensitive attribute of the data set "
+                         f"(it has: {', '.join(schema.sensitive) or 'none'})")
+    column = schema.sensitive[name].column
+    if schema.column(column).kind != "categorical":
+        raise BenchError(f"targeting 'fairness': sensitive attribute {name!r} is numeric column {column!r} cut into "
+                         "bins; fairness targeting conditions on a categorical column")
+    return schema.index(column)
+
+
+def fairness_allocation(uncertain: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """Rows to generate per (group, label) cell, (G, K) summing to n. `uncertain`: U_tau's rows per group
+    (G,); `counts`: the training rows per group and label (G, K), real budget + synthetic so far.
+
+    Group g gets n * uncertain[g] / sum(uncertain) rows (largest remainder). Its label shares should reach
+    the overall shares p = counts.sum(0) / counts.sum(): label k lacks d_k = p_k (t_g + n_g) - c_gk rows
+    (t_g its rows, n_g the new ones; sum_k d_k = n_g). Labels already over their share (d_k < 0) get none
+    and the rest share n_g in proportion to d_k: exact parity when no d_k is negative, else as close as
+    n_g rows allow."""
+    counts = np.asarray(counts, dtype=np.float64)
+    target = counts.sum(axis=0) / max(counts.sum(), 1.0)
+    out = np.zeros(counts.shape, dtype=np.int64)
+    for g, m in enumerate(largest_remainder(np.asarray(uncertain, dtype=np.float64), n)):
+        lack = np.clip(target * (counts[g].sum() + m) - counts[g], 0, None)
+        out[g] = largest_remainder(lack, int(m))
+    return out
+
+
+def largest_remainder(weights: np.ndarray, n: int) -> np.ndarray:
+    """n split in proportion to `weights` into whole numbers: floors, then one more to the largest
+    fractional parts (ties: the lower index). All zero weights: an equal split."""
+    w = np.asarray(weights, dtype=np.float64)
+    exact = w / w.sum() * n if w.sum() > 0 else np.full(len(w), n / max(len(w), 1))
+    out = np.floor(exact).astype(np.int64)
+    out[np.argsort(-(exact - out), kind="stable")[: n - out.sum()]] += 1
+    return out

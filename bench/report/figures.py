@@ -564,7 +564,7 @@ def sweep_figure(records: Sequence[Result | Mapping[str, Any]], primary: str, co
             if all(stats[s][1] is not None for _, s in points):
                 ax.fill_between(xs, [stats[s][1] for _, s in points], [stats[s][2] for _, s in points],
                                 color=GREY, alpha=0.15, linewidth=0)
-        for x, (v, s) in zip(xs, points):
+        for x, (_, s) in zip(xs, points):
             mean, low, high, n = stats[s]
             yerr = None if low is None or sw.numeric else [[mean - low], [high - mean]]
             ax.errorbar([x], [mean], yerr=yerr, fmt="o", color=colours[s], capsize=3, zorder=3,
