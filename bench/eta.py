@@ -5,6 +5,8 @@ results/), nearest first:
   1. a result of the very cell (the same config hash): its CPU seconds;
   2. the mean over results of the same suite, data set, budget and strategy id (e.g. another version);
   3. the mean over results of the same suite and strategy name (another data set or budget);
+  4. the mean over results of other suites with the same data set, budget and strategy name (a new suite
+     that reuses a data set), read only when the steps above leave a cell unknown;
 else the cell is unknown and counts as the mean of the costed ones (the estimate says how many).
 A cell's CPU seconds (user + system, compute.cpu_seconds) stand for its wall seconds: the committed
 cells ran on one torch thread each. The run's estimate is the sum over its pending cells divided by the
@@ -23,17 +25,17 @@ from typing import Any, Iterable, Sequence
 from bench.errors import BenchError
 
 
-def _finished(roots: Iterable[Path], suite: str) -> list[dict[str, Any]]:
-    """The ok results of `suite` under each root (all versions and presets), read as strict JSON against
-    the schema without the checks that import plug-ins; a file that fails is left out (an estimate)."""
+def _finished(roots: Iterable[Path], suite: str | None, other_than: str | None = None) -> list[dict[str, Any]]:
+    """The ok results of `suite` (None: of every suite but `other_than`) under each root (all versions and
+    presets), read as strict JSON against the schema without the checks that import plug-ins; a file that
+    fails is left out (an estimate)."""
     from bench.results import read_result, validate_result
 
     records = []
     for root in roots:
-        folder = Path(root) / suite
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("seed*.json")):
+        folders = [Path(root) / suite] if suite is not None else \
+            [f for f in sorted(Path(root).iterdir()) if f.is_dir() and f.name != other_than] if Path(root).is_dir() else []
+        for path in (p for folder in folders if folder.is_dir() for p in sorted(folder.rglob("seed*.json"))):
             try:
                 record = read_result(path)
                 validate_result(record)
@@ -54,27 +56,40 @@ class RunEstimate:
 
     @classmethod
     def of(cls, suite: Any, cells: Sequence[Any], roots: Iterable[Path], parallel: int = 1) -> "RunEstimate":
+        roots = list(roots)
         by_hash: dict[str, float] = {}
         by_id: dict[tuple, list[float]] = defaultdict(list)
         by_name: dict[str, list[float]] = defaultdict(list)
-        for r in _finished(roots, suite.name):
-            cpu = r["compute"].get("cpu_seconds")
-            if not isinstance(cpu, (int, float)):
-                continue
-            c = r["cell"]
-            strategy = r["config"].get("strategy")
-            name = strategy.get("name") if isinstance(strategy, dict) else strategy
-            by_hash[r["config_hash"]] = float(cpu)
-            by_id[(c["dataset"], str(c["budget"]), c["strategy"])].append(float(cpu))
-            by_name[str(name)].append(float(cpu))
+        elsewhere: dict[tuple, list[float]] = defaultdict(list)  # other suites: (data set, budget, name)
+
+        def index(records: list[dict[str, Any]], own: bool) -> None:
+            for r in records:
+                cpu = r["compute"].get("cpu_seconds")
+                if not isinstance(cpu, (int, float)):
+                    continue
+                c = r["cell"]
+                strategy = r["config"].get("strategy")
+                name = str(strategy.get("name") if isinstance(strategy, dict) else strategy)
+                if own:
+                    by_hash[r["config_hash"]] = float(cpu)
+                    by_id[(c["dataset"], str(c["budget"]), c["strategy"])].append(float(cpu))
+                    by_name[name].append(float(cpu))
+                else:
+                    elsewhere[(c["dataset"], str(c["budget"]), name)].append(float(cpu))
 
         def cost(cell: Any) -> float | None:
             if cell.hash in by_hash:
                 return by_hash[cell.hash]
-            same = by_id.get((cell.dataset.name, str(cell.budget), cell.strategy.key)) or by_name.get(cell.strategy.name)
+            same = (by_id.get((cell.dataset.name, str(cell.budget), cell.strategy.key)) or by_name.get(cell.strategy.name)
+                    or elsewhere.get((cell.dataset.name, str(cell.budget), cell.strategy.name)))
             return sum(same) / len(same) if same else None
 
-        return cls([cost(c) for c in cells], max(1, int(parallel)))
+        index(_finished(roots, suite.name), own=True)
+        costs = [cost(c) for c in cells]
+        if None in costs:
+            index(_finished(roots, None, other_than=suite.name), own=False)
+            costs = [cost(c) for c in cells]
+        return cls(costs, max(1, int(parallel)))
 
     def finished(self, index: int, wall_seconds: float) -> None:
         self.done[index] = float(wall_seconds)

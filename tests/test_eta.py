@@ -59,3 +59,16 @@ def test_durations_read_as_words():
     assert format_duration(30) == "under a minute"
     assert format_duration(12 * 60) == "about 12 min"
     assert format_duration(2.2 * 3600) == "about 2.2 h"
+
+
+def test_a_new_suite_is_costed_from_other_suites_on_the_same_data(tmp_path, smoke):
+    suite, cells = smoke
+    cell = next(c for c in cells if c.strategy.key == "real_only" and c.seed == 0)
+    r = record("real_only", 0, 0.5, suite="another", dataset=cell.dataset.name, budget=cell.budget)
+    r["config"] = {"strategy": "real_only", "seed": 0}
+    from bench.config import config_hash
+
+    r["config_hash"] = config_hash(r["config"])
+    r["compute"]["cpu_seconds"] = 42.0
+    write_result(cell_path(tmp_path, "another", 1, "cpu", cell.dataset.name, cell.budget, "real_only", 0), r)
+    assert RunEstimate.of(suite, [cell], roots=[tmp_path]).estimates == [42.0]
