@@ -41,7 +41,7 @@ def test_suite_validates_with_one_cell_per_variant_each_changing_one_parameter()
     assert (suite.name, suite.version, suite.primary_metric) == ("adult-ablations", 1, "balanced_accuracy")
     assert suite.seeds == [0, 1, 2, 3, 4] and suite.equivalence_margin == 1.0
     configs = cells_of_suite()
-    assert set(configs) == {"real_only", "loop_real_only", "random_synthetic", BASE, *VARIANTS}
+    assert set(configs) == {"real_only", "loop_real_only", "random_synthetic", "oracle_real", BASE, *VARIANTS}
     base = configs[BASE]["strategy"]["params"]
     assert (base["tau"], base["uncertainty"], configs[BASE]["synthetic"]["mix_ratio"]) == (0.8, "ensemble", 0.5)
     for sid, (key, value) in VARIANTS.items():
@@ -50,7 +50,7 @@ def test_suite_validates_with_one_cell_per_variant_each_changing_one_parameter()
         assert {k for k in base if params[k] != base[k]} == {key}, sid
         assert params[key] == value
     # guidance off: random_synthetic and the loop reference run the base's loop parameters
-    for control in ("random_synthetic", "loop_real_only"):
+    for control in ("random_synthetic", "loop_real_only", "oracle_real"):
         params = configs[control]["strategy"]["params"]
         assert {k: params[k] for k in ("tau", "uncertainty", "members", "pool_size", "max_rounds")} == \
             {k: base[k] for k in ("tau", "uncertainty", "members", "pool_size", "max_rounds")}
