@@ -408,7 +408,8 @@ _DRIVER = textwrap.dedent("""
         if force_watchdog:
             sys.platform = "other"  # the portable fallback: a thread watching os.getppid()
         from bench.executors import die_with_parent
-        print(die_with_parent(parent), flush=True)
+        # one write of the whole line: two workers' print() calls (text, then newline) can interleave in the pipe
+        os.write(1, (die_with_parent(parent) + "\\n").encode())
 
     def pid(_):
         time.sleep(0.5)
