@@ -250,3 +250,11 @@ def test_results_group_by_cell_group_family_strategy_and_seed():
     assert {k: r.value("accuracy") for k, r in by_seed(by["b"]).items()} == {1: 0.5, 0: 0.7}
     # per_class_accuracy is a mapping: not a scalar metric; directions as the records state them
     assert scalar_metrics(records) == {"accuracy": True, "nll": False}
+
+
+def test_the_header_names_the_results_folder_it_was_made_from(tmp_path):
+    """Not `results/` whatever --results was, and the report command that builds the linked pages."""
+    text = leaderboard.render(tmp_path / "my-results")
+    assert f"from the result files under `{(tmp_path / 'my-results').as_posix()}/`" in text
+    assert f"`bench report --results {(tmp_path / 'my-results').as_posix()} --out docs/report`" in text
+    assert "under `results/`" not in text
