@@ -7,33 +7,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_tabular import SCHEMA, make_rows  # the toy table: the label is 1 for pilots and anyone over 60
 
 from bench.api import Conditions, DatasetSplits, Split
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.errors import BenchError
 from bench.method.targeting import fairness_allocation
 from bench.registry import STRATEGIES
-from bench.table import Column, Sensitive, TableSchema
 from bench.task import Task
 
-# The toy table of tests/test_tabular.py: the label is 1 for pilots and for anyone over 60.
-SCHEMA = TableSchema(
-    (Column("age", "numeric", integer=True, low=18, high=90),
-     Column("sex", "categorical", ("female", "male")),
-     Column("job", "categorical", ("clerk", "farmer", "nurse", "pilot")),
-     Column("hours", "numeric", low=0, high=100)),
-    {"sex": Sensitive("sex")},
-)
 SEX = SCHEMA.index("sex")
-
-
-def make_rows(n: int, rng: np.random.Generator) -> Split:
-    age = rng.integers(18, 91, n)
-    sex, job = rng.integers(0, 2, n), rng.integers(0, 4, n)
-    hours = rng.uniform(0, 100, n)
-    x = np.c_[age, sex, job, hours].astype(np.float64)
-    y = ((job == 3) | (age > 60)).astype(np.int64)
-    return Split(x, y, groups=SCHEMA.groups(x))
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from test_stats import record as base_record
 
 from bench import leaderboard, stats
 from bench.config import config_hash
@@ -20,23 +21,10 @@ def record(strategy: str, seed: int, value: float, *, budget: int = 50, name: st
               "strategy": {"id": strategy, "name": name or strategy, "params": params or {}}}
     if synthetic is not None:
         config["synthetic"] = {"budget_per_class": synthetic, "mix_ratio": 0.5, "generator": {"name": "g"}}
-    return {
-        "schema_version": 1,
-        "suite": {"name": "s", "version": 1, "preset": "frontier", "primary_metric": "accuracy"},
-        "cell": {"dataset": "d", "budget": budget, "strategy": strategy, "seed": seed},
-        "config": config,
-        "config_hash": config_hash(config),
-        "status": "ok",
-        "error": None,
-        "metrics": {"accuracy": {"value": value, "higher_is_better": True}},
-        "strategy_log": {},
-        "compute": {"wall_seconds": 1.0, "cpu_seconds": 1.0, "cpu_hours": 1 / 3600, "peak_rss_bytes": 2**30,
-                    "peak_rss_scope": "cell", "device": "cpu", "gpu_peak_memory_bytes": None, "gpu_hours": None},
-        "code": {"git_commit": None, "git_dirty": None, "package_version": "0.1.0"},
-        "packages": {},
-        "hardware": {},
-        "created_at": "2026-01-01T00:00:00+00:00",
-    }
+    r = base_record(strategy, seed, value, budget=budget)
+    r["suite"]["preset"] = "frontier"
+    r["config"], r["config_hash"] = config, config_hash(config)
+    return r
 
 
 def variant(name: str, s: int, seed: int, value: float, guidance: bool, budget: int = 50, id: str | None = None,

@@ -47,7 +47,7 @@ def make_plan(results: Path, suite, effect_points: float) -> dict:
 
     from bench import stats
     from bench.registry import STRATEGIES
-    from bench.results import by_seed, by_strategy, load_results
+    from bench.results import by_group, by_seed, by_strategy, load_results
 
     preset = suite.preset
     found = [r for r in load_results(results / suite.name, on_invalid=lambda path, reason: None)
@@ -67,7 +67,8 @@ def make_plan(results: Path, suite, effect_points: float) -> dict:
             and (kinds[i] in ("method", "control") or STRATEGIES.caps(n).control_of is not None)}
 
     comparisons = []
-    for (dataset, budget), group in _groups(cells).items():
+    # the cells are of one suite, version and preset: group them by (data set, budget)
+    for (*_, dataset, budget), group in by_group(cells).items():
         metric = group[0].primary_metric
         values = {s: {k: r.value(metric) for k, r in by_seed(rs).items() if r.ok and r.value(metric) is not None}
                   for s, rs in by_strategy(group).items()}
@@ -108,13 +109,6 @@ def key_strategies(suite) -> tuple[list[str], list[str]]:
     methods = [i for i, n in names.items() if STRATEGIES.caps(n).kind == "method"]
     refs = sorted((STRATEGIES.caps(n).reference, i) for i, n in names.items() if STRATEGIES.caps(n).reference is not None)
     return methods, [i for _, i in refs]
-
-
-def _groups(cells):
-    out: dict = {}
-    for r in cells:
-        out.setdefault((r.dataset, r.budget), []).append(r)
-    return out
 
 
 def render(plan: dict, effect: float) -> str:
