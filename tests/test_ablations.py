@@ -15,7 +15,7 @@ from bench.config import config_hash, load_suite
 from bench.errors import SuiteWarning
 from bench.report import figures
 from bench.results import Result
-from tests.test_stats import put, record
+from test_stats import put, record
 
 SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "suites" / "adult-ablations.yaml"
 BASE = "active_synthesis"
