@@ -592,6 +592,26 @@ class Result(Mapping[str, Any]):
         number; None where the cell lacks it (GPU hours on the CPU)."""
         return finite_number(self.compute.get(key))
 
+    def cost_hours(self, hours: str = "cpu_hours") -> float | None:
+        """The compute a cost counts for this cell, in hours: GPU hours for `hours` "gpu_hours"; else CPU
+        hours from compute.charged_cpu_seconds (the cell's CPU time with the suite's shared generator's fit
+        charged to every strategy that samples it, whichever fitted it) where recorded, else
+        compute.cpu_seconds. Never wall time: it counts the cells that ran beside this one. None where the
+        cell lacks the figure."""
+        if hours == "gpu_hours":
+            return self.compute_number("gpu_hours")
+        seconds = self.compute_number("charged_cpu_seconds")
+        seconds = self.compute_number("cpu_seconds") if seconds is None else seconds
+        return None if seconds is None else seconds / 3600.0
+
+    @property
+    def shared_fit_hours(self) -> float | None:
+        """CPU hours of the shared generator's fit included in `cost_hours` (compute.generator_fit_cpu_seconds:
+        the fit ran once per suite version and is charged alike to every cell that samples the generator);
+        None where the cell samples no shared generator."""
+        seconds = self.compute_number("generator_fit_cpu_seconds")
+        return None if seconds is None else seconds / 3600.0
+
     @property
     def device_type(self) -> str:
         """'cpu' or 'cuda': the type of compute.device ('cuda:0' -> 'cuda')."""

@@ -376,10 +376,11 @@ def test_no_legend_covers_an_axes() -> None:
 
 def test_costs_count_charged_cpu_seconds_not_wall_time() -> None:
     cell = lambda **compute: Result.of({"compute": compute})  # noqa: E731
-    assert figures.cell_hours(cell(wall_seconds=7200.0, cpu_seconds=1800.0), "cpu_hours") == 0.5
-    assert figures.cell_hours(cell(wall_seconds=7200.0, cpu_seconds=1800.0, charged_cpu_seconds=3600.0),
-                              "cpu_hours") == 1.0
-    assert figures.cell_hours(cell(cpu_seconds=1.0, gpu_hours=0.25), "gpu_hours") == 0.25
+    assert cell(wall_seconds=7200.0, cpu_seconds=1800.0).cost_hours("cpu_hours") == 0.5
+    assert cell(wall_seconds=7200.0, cpu_seconds=1800.0, charged_cpu_seconds=3600.0).cost_hours("cpu_hours") == 1.0
+    assert cell(cpu_seconds=1.0, gpu_hours=0.25).cost_hours("gpu_hours") == 0.25
+    assert cell(cpu_seconds=1.0).shared_fit_hours is None
+    assert cell(cpu_seconds=1.0, generator_fit_cpu_seconds=1800.0).shared_fit_hours == 0.5
 
 
 def test_identical_models_and_budgets_are_told_as_they_are(built: tuple[Path, Path]) -> None:

@@ -258,3 +258,21 @@ def test_the_header_names_the_results_folder_it_was_made_from(tmp_path):
     assert f"from the result files under `{(tmp_path / 'my-results').as_posix()}/`" in text
     assert f"`bench report --results {(tmp_path / 'my-results').as_posix()} --out docs/report`" in text
     assert "under `results/`" not in text
+
+
+def test_cpu_hours_charge_the_shared_generator_fit_alike_and_say_how_much_it_is(tmp_path):
+    """A strategy that read the shared generator from the cache is charged its fit (charged_cpu_seconds),
+    and the fit's share is its own column; a strategy without a shared generator shows none."""
+    for seed in range(2):
+        r = record("sampler", seed, 0.6)
+        r["compute"].update(charged_cpu_seconds=20.0 + 1800.0, generator_fit_cpu_seconds=1800.0)
+        put(tmp_path, r)
+        put(tmp_path, record("plain", seed, 0.5))
+    text = leaderboard.render(tmp_path)
+    head = next(line for line in text.splitlines() if line.startswith("| strategy"))
+    columns = [c.strip() for c in head.strip("|").split("|")]
+    row = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+           for line in text.splitlines() if line.startswith(("| sampler", "| plain"))}
+    cpu, fit = columns.index("CPU h"), columns.index("of which shared fit")
+    assert row["sampler"][cpu] == "0.506" and row["sampler"][fit] == "0.5"  # (20 + 1800) s and 1800 s
+    assert row["plain"][cpu] == "0.00556" and row["plain"][fit] == "—"

@@ -76,18 +76,6 @@ def colours(strategies: Iterable[str]) -> dict[str, str]:
     return {s: palette[i % len(palette)] for i, s in enumerate(order)}
 
 
-def cell_hours(r: Result, hours: str) -> float | None:
-    """The compute a cost counts for one cell, in hours: GPU hours for `hours` "gpu_hours"; else CPU hours
-    from compute.charged_cpu_seconds (the cell's CPU time with the suite's shared generator's fit charged
-    to every strategy that samples it, whichever fitted it) where recorded, else compute.cpu_seconds. Never
-    wall time: it counts the cells that ran beside this one. None where the cell lacks the figure."""
-    if hours == "gpu_hours":
-        return r.compute_number("gpu_hours")
-    seconds = r.compute_number("charged_cpu_seconds")
-    seconds = r.compute_number("cpu_seconds") if seconds is None else seconds
-    return None if seconds is None else seconds / 3600.0
-
-
 def hours_key(records: Sequence[Result]) -> str:
     """gpu_hours where every ok cell of the family records them (a GPU run), else cpu_hours."""
     ok = ok_results(records)
@@ -128,6 +116,7 @@ class Cost:
     comparison: paired.Comparison
     hours: float  # mean hours (CPU or GPU) per cell of the strategy
     extra: float  # hours per cell beyond the reference's
+    shared_fit: float | None = None  # of `hours`, the shared generator's fit (CPU hours per cell); None: none
 
     @property
     def gain(self) -> float:  # points, signed so that positive is better
@@ -137,18 +126,20 @@ class Cost:
 
 def costs(groups: Mapping[Group, Sequence[Result]], comparisons: Sequence[paired.Comparison], hours: str,
           reference: str | None) -> list[Cost]:
-    """One Cost per comparison against `reference` whose paired cells all record their hours (`cell_hours`;
+    """One Cost per comparison against `reference` whose paired cells all record their hours (`Result.cost_hours`;
     `hours` as from `hours_key`)."""
     out = []
     for c in comparisons:
         if c.reference != reference:
             continue
         cells = {(r.strategy, r.seed): r for r in ok_results(groups[(c.dataset, c.budget)])}
-        spent = {s: [cell_hours(cells[(s, k)], hours) for k in c.seeds] for s in (c.strategy, reference)}
+        spent = {s: [cells[(s, k)].cost_hours(hours) for k in c.seeds] for s in (c.strategy, reference)}
         if any(h is None for hs in spent.values() for h in hs):
             continue
         mine, ref = float(np.mean(spent[c.strategy])), float(np.mean(spent[reference]))
-        out.append(Cost(c, mine, mine - ref))
+        fits = [cells[(c.strategy, k)].shared_fit_hours for k in c.seeds]
+        shared = float(np.mean(fits)) if hours == "cpu_hours" and None not in fits else None
+        out.append(Cost(c, mine, mine - ref, shared))
     return out
 
 

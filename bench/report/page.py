@@ -27,7 +27,7 @@ from bench.results import Family, Group, Result, budget_segment, scalar_metrics
 FIGURES = "figures"  # sub-folder of the output folder holding the SVG files
 N_SECONDARY = 3  # secondary metrics in the summary table
 NUM = ' class="num"'  # right-aligned table cell
-# What the cost columns count (figures.cell_hours), in words
+# What the cost columns count (Result.cost_hours), in words
 COST_BASIS = ("CPU time from compute.charged_cpu_seconds (a shared generator's fit charged alike to every "
               "strategy that samples it), else compute.cpu_seconds, not wall time (GPU hours on a GPU run)")
 
@@ -261,7 +261,7 @@ def _summary_table(groups: Mapping[Group, Sequence[Result]], comparisons: Sequen
             for m in secondary:
                 cells.append(_td(leaderboard._mean_std([v for v in (r.value(m) for r in ok) if v is not None]),
                                  num=True))
-            spent = [figures.cell_hours(r, hours_key) for r in ok]
+            spent = [r.cost_hours(hours_key) for r in ok]
             cells.append(_td("—" if not spent or None in spent else leaderboard._three(float(np.mean(spent))),
                              num=True))
             lines.append(f'<tr data-strategy="{_e(s)}" data-dataset="{_e(dataset)}" '
@@ -283,8 +283,8 @@ def _strategy_cell(strategy: str, ok: Sequence[Result]) -> str:
 def _cost_table(rows: Sequence[figures.Cost], unit: str, several: bool) -> str:
     short = "GPU h" if unit == "GPU hours" else "CPU h"
     head = (["data"] if several else []) + ["strategy", "gain (points)", f"{short} per cell",
-                                           f"extra {short} per cell", f"points per extra {short}",
-                                           f"extra {short} per point"]
+                                           "of which shared generator fit", f"extra {short} per cell",
+                                           f"points per extra {short}", f"extra {short} per point"]
     out = ["<table class=\"cost\"><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>\n"]
     for k in rows:
         c = k.comparison
@@ -292,13 +292,16 @@ def _cost_table(rows: Sequence[figures.Cost], unit: str, several: bool) -> str:
         per_point = f"{k.extra / k.gain:.3g}" if k.gain > 0 and k.extra > 0 else ("no gain" if k.gain <= 0 else "—")
         cells = [_td(f"{c.dataset} {budget_segment(c.budget)}")] if several else []
         cells += [_td(c.strategy), _td(f"{k.gain:+.2f}", num=True), _td(f"{k.hours:.3g}", num=True),
+                  _td("—" if k.shared_fit is None else f"{k.shared_fit:.3g}", num=True),
                   _td(f"{k.extra:+.3g}", num=True), _td(per_hour, num=True), _td(per_point, num=True)]
         out.append("<tr>" + "".join(cells) + "</tr>\n")
     out.append("</tbody></table>")
     out = [scroll("".join(out))]
     out.append(f"<p>Cost per point: extra {unit} per cell over {_e(rows[0].comparison.reference)} divided by the gain "
                "in points (mean over the paired seeds; the gain's sign counts the metric's direction, so positive is "
-               f"better). Hours: {_e(COST_BASIS)}.</p>\n")
+               f"better). Hours: {_e(COST_BASIS)}; \"of which shared generator fit\": the part of a cell's hours that is "
+               "the generator's one fit per suite version, charged alike to every strategy that samples it (— where "
+               "the strategy samples no shared generator).</p>\n")
     return "".join(out)
 
 
