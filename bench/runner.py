@@ -16,12 +16,12 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.api import DatasetSplits
 from bench.cells import Cell, data_key, expand_cells, load_dataset
-from bench.cli.arguments import DEFAULT_RESULTS as COMMITTED_RESULTS
 from bench.config import SuiteConfig
 from bench.errors import BenchError
 from bench.eta import RunEstimate, format_duration
@@ -72,9 +72,10 @@ def check_writable(out: Path) -> None:
 
 def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool = False, quiet: bool = False,
               data_dir: str | None = None, cell_timeout: float | None = None,
-              executor: Executor | None = None) -> RunSummary:
+              executor: Executor | None = None, history: Sequence[Path] = ()) -> RunSummary:
     """Run the suite's pending cells into `out` with `executor` (default: one after another in this
-    process). `cell_timeout` (seconds) overrides the suite's limit. A record that cannot be written to its
+    process). `cell_timeout` (seconds) overrides the suite's limit. `history`: other results folders (the
+    committed results) whose finished cells inform the run's time estimate beside `out`'s. A record that cannot be written to its
     cell path (a full disk, a folder in its place) is saved by `save_fallback`, the cell counts as failed
     and the run goes on; if it cannot be saved anywhere, the run stops (`RunSummary.stopped`)."""
     if not str(out).strip():
@@ -87,11 +88,12 @@ def run_suite(suite: SuiteConfig, out: Path, device: str = "auto", force: bool =
     check_model_path(suite)
     check_writable(out)
     with output_lock(out):
-        return _run_locked(suite, out, cells, device, force, quiet, data_dir, cell_timeout, executor)
+        return _run_locked(suite, out, cells, device, force, quiet, data_dir, cell_timeout, executor, history)
 
 
 def _run_locked(suite: SuiteConfig, out: Path, cells: list[Cell], device: str, force: bool, quiet: bool,
-                data_dir: str | None, cell_timeout: float | None, executor: Executor) -> RunSummary:
+                data_dir: str | None, cell_timeout: float | None, executor: Executor,
+                history: Sequence[Path]) -> RunSummary:
     clean_stale_temp_files(out)  # left behind by a killed run
     timeout = cell_timeout if cell_timeout is not None else suite.cell_timeout
     summary = RunSummary()
@@ -105,7 +107,7 @@ def _run_locked(suite: SuiteConfig, out: Path, cells: list[Cell], device: str, f
             loaded[data_key(cell)] = load_dataset(cell.dataset, data_dir)
     todo = [(cell, path) for cell, path, p in zip(cells, paths, pending) if p]
     # From the start, how long the pending cells will take (bench.eta), kept current as they finish.
-    eta = RunEstimate.of(suite, [cell for cell, _ in todo], roots=(out, COMMITTED_RESULTS),
+    eta = RunEstimate.of(suite, [cell for cell, _ in todo], roots=(out, *history),
                          parallel=getattr(executor, "workers", None) or 1)
     if todo:
         print(f"{suite.name} [{suite.preset}]: {eta.describe()}", file=sys.stderr)

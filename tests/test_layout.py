@@ -202,6 +202,28 @@ def test_every_import_names_its_file_and_follows_the_declared_edges():
     assert import_problems(ROOT) == []
 
 
+def cli_imports(root: Path) -> list[str]:
+    """Core modules under the command line (bench/ except bench/cli/ and bench/__main__.py) that import
+    bench/cli/: the command line is the outermost layer; what a command decides (which folders it reads)
+    it passes in."""
+    cli = root / CORE / "cli"
+    return [f"{path.relative_to(root)} -> {target.relative_to(root)}" for path, targets in file_graph(root).items()
+            if folder_of(root, path) == CORE and cli not in path.parents and path.name != "__main__.py"
+            for target in targets if cli in target.parents]
+
+
+def test_the_core_under_the_command_line_never_imports_it(tmp_path):
+    assert cli_imports(ROOT) == []
+    (tmp_path / "bench" / "cli").mkdir(parents=True)
+    for folder in PACKAGE:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / "__init__.py").write_text("")
+    (tmp_path / "bench" / "cli" / "__init__.py").write_text("")
+    (tmp_path / "bench" / "cli" / "arguments.py").write_text("DEFAULT = 1\n")
+    (tmp_path / "bench" / "runner.py").write_text("from bench.cli.arguments import DEFAULT\n")
+    assert cli_imports(tmp_path) == ["bench/runner.py -> bench/cli/arguments.py"]
+
+
 def test_no_import_cycle_anywhere():
     assert [[str(p.relative_to(ROOT)) for p in c] for c in cycles(file_graph(ROOT))] == []
 

@@ -14,6 +14,7 @@ import math
 import sys
 
 from bench.cli.arguments import (
+    DEFAULT_RESULTS,
     DEFAULT_RUNS,
     add_suite_options,
     at_least_zero,
@@ -98,7 +99,8 @@ def cmd(args: argparse.Namespace) -> int:
 
     def run(suite):
         return run_suite(suite, args.out, device=args.device, force=args.force, quiet=args.quiet,
-                         data_dir=args.data_dir, cell_timeout=args.cell_timeout, executor=executor)
+                         data_dir=args.data_dir, cell_timeout=args.cell_timeout, executor=executor,
+                         history=(DEFAULT_RESULTS,))  # the committed cells' costs inform the estimate
 
     if args.until_mde is None:
         s = run(suite)
