@@ -32,8 +32,7 @@ from bench.registry import STRATEGIES
 from bench.seeding import LoopPart
 from bench.synthesis import empty_like
 
-from ..method.active import ActiveSynthesis
-from ..method.uncertainty import Uncertainty
+from ..method.active import ActiveSynthesis, Round
 
 ALL = ("image", "tabular", "vector", "text")
 
@@ -61,9 +60,7 @@ class LoopRealOnly(_Control):
     samples_generator = False
     adds = "nothing (the loop's extra training and round selection on real data alone)"
 
-    def supply(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
-               chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, draws: dict[LoopPart, np.random.Generator],
-               threshold: float) -> tuple[Split, dict[str, Any]]:
+    def supply(self, task: TaskView, generator: Any, rnd: Round) -> tuple[Split, dict[str, Any]]:
         return empty_like(task.train), {"kind": "none"}
 
 
@@ -76,10 +73,8 @@ class OracleReal(_Control):
     reads_pool_labels = True
     adds = "real pool examples with their true labels, drawn uniformly (a perfect generator)"
 
-    def supply(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
-               chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, draws: dict[LoopPart, np.random.Generator],
-               threshold: float) -> tuple[Split, dict[str, Any]]:
-        return Split(np.asarray(pool.x)[chosen], np.asarray(pool.y)[chosen]), {"kind": "real examples"}
+    def supply(self, task: TaskView, generator: Any, rnd: Round) -> tuple[Split, dict[str, Any]]:
+        return Split(np.asarray(rnd.pool.x)[rnd.chosen], np.asarray(rnd.pool.y)[rnd.chosen]), {"kind": "real examples"}
 
 
 @_control("oracle_active", reads_pool_labels=True)
@@ -96,10 +91,8 @@ class PseudoLabel(_Control):
     samples_generator = False
     adds = "the seeds from U_tau themselves (strength 0) with the labels the model draws for them"
 
-    def supply(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
-               chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, draws: dict[LoopPart, np.random.Generator],
-               threshold: float) -> tuple[Split, dict[str, Any]]:
-        return Split(np.asarray(pool.x)[chosen], np.asarray(labels)), {"kind": "seed copies"}
+    def supply(self, task: TaskView, generator: Any, rnd: Round) -> tuple[Split, dict[str, Any]]:
+        return Split(np.asarray(rnd.pool.x)[rnd.chosen], np.asarray(rnd.labels)), {"kind": "seed copies"}
 
 
 @_control("permuted_labels", uses_generator=True, control_role="negative")
@@ -109,10 +102,8 @@ class PermutedLabels(_Control):
     fixed_guidance = False
     adds = "random_synthetic's generated examples with their labels permuted among themselves"
 
-    def supply(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
-               chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, draws: dict[LoopPart, np.random.Generator],
-               threshold: float) -> tuple[Split, dict[str, Any]]:
-        new, targeting = super().supply(task, generator, models, r, pool, region, chosen, labels, u, draws, threshold)
-        shuffled = draws[LoopPart.SHUFFLE].permutation(np.asarray(new.y))
+    def supply(self, task: TaskView, generator: Any, rnd: Round) -> tuple[Split, dict[str, Any]]:
+        new, targeting = super().supply(task, generator, rnd)
+        shuffled = rnd.draws[LoopPart.SHUFFLE].permutation(np.asarray(new.y))
         return Split(new.x, shuffled, dict(new.groups)), {**targeting, "labels": "permuted"}
 

@@ -87,6 +87,22 @@ TARGETING_PARAMS = ("guidance", "targeting", "min_lift", "bo_trials", "bo_probe"
                     "sensitive")
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round of the loop as the parts that choose its new examples see it (`supply`, `conditions`)."""
+
+    number: int  # 1, 2, ...: round 0 trains on the real budget alone
+    models: list[Any]  # the previous round's model(s): the uncertainty's source
+    pool: Split  # the unlabelled pool the seeds come from
+    uncertainty: Uncertainty  # over the pool
+    threshold: float  # tau on the uncertainty score
+    region: np.ndarray  # pool indices in U_tau (score >= threshold)
+    chosen: np.ndarray  # pool indices of this round's seeds
+    labels: np.ndarray  # the target label drawn for each seed
+    draws: dict[LoopPart, np.random.Generator]  # this round's streams (bench.seeding), shared with the controls
+    earlier: Split  # the synthetic examples of the earlier rounds
+
+
 @STRATEGIES.register("active_synthesis", kind="method", version=3, synthesises=True, uses_generator=True,
                       modalities=("image", "tabular", "vector", "text"), targeting_params=TARGETING_PARAMS)
 @dataclass
@@ -210,12 +226,12 @@ class ActiveSynthesis(SynthesisStrategy):
             # One stream per round and part (bench.seeding): the method and its controls draw the same
             # uniforms for the labels and the samples whatever seeds they chose.
             draws = {part: stream_rng(task.seed, Stream.SYNTHESIS_LOOP, r, part) for part in LoopPart}
-            self.synthetic_ = synthetic  # the rows of earlier rounds: fairness targeting reads their groups and labels
             candidates_ = region if self.guidance else np.arange(len(pool))
             chosen = draws[LoopPart.SEEDS].choice(candidates_, n, replace=n > len(candidates_))
             labels = draw_labels(u.mean_probs[chosen], self.label_mode, draws[LoopPart.LABELS])
-            new, scoring["targeting"] = self.supply(task, generator, models, r, pool, region, chosen, labels, u, draws,
-                                                    threshold)
+            new, scoring["targeting"] = self.supply(task, generator, Round(
+                number=r, models=models, pool=pool, uncertainty=u, threshold=threshold, region=region, chosen=chosen,
+                labels=labels, draws=draws, earlier=synthetic))
             spent += n
             synthetic = concat(synthetic, new)
             teacher = np.full((len(task.train) + len(synthetic), task.num_classes), np.nan)
@@ -242,13 +258,11 @@ class ActiveSynthesis(SynthesisStrategy):
             log["generator"] = gen_log
         return StrategyResult(clf, synthetic=synthetic, log=log)
 
-    def supply(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
-               chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, draws: dict[LoopPart, np.random.Generator],
-               threshold: float) -> tuple[Split, dict[str, Any]]:
+    def supply(self, task: TaskView, generator: Any, rnd: Round) -> tuple[Split, dict[str, Any]]:
         """The round's new training examples (labels in `.y`) and a log of how they were aimed: here the
         generator's samples under the round's conditions."""
-        conditions, targeting = self.conditions(task, generator, models, r, pool, region, chosen, labels, u, threshold)
-        return generator.sample(len(conditions.labels), conditions, draws[LoopPart.SAMPLES]), targeting
+        conditions, targeting = self.conditions(task, generator, rnd)
+        return generator.sample(len(conditions.labels), conditions, rnd.draws[LoopPart.SAMPLES]), targeting
 
     def select_round(self, task: TaskView, rounds: list[dict[str, Any]], candidates: list[tuple[int, list[Any]]]
                      ) -> tuple[int, list[Any], str]:
@@ -266,19 +280,19 @@ class ActiveSynthesis(SynthesisStrategy):
         return r, models, (f"the best of rounds {', '.join(str(c[0]) for c in candidates)} by validation {what} "
                            f"(select_round_on_val): accuracy {best['val_accuracy']:.4f}, loss {best['val_loss']:.4f}")
 
-    def conditions(self, task: TaskView, generator: Any, models: list[Any], r: int, pool: Split, region: np.ndarray,
-                   chosen: np.ndarray, labels: np.ndarray, u: Uncertainty, threshold: float | None = None
-                   ) -> tuple[Conditions, dict[str, Any]]:
+    def conditions(self, task: TaskView, generator: Any, rnd: Round) -> tuple[Conditions, dict[str, Any]]:
         """The round's generation conditions, aimed at U_tau as `targeting` says, with a log of them. With
-        seeds and scale_sampling, each seed's score relative to `threshold` (tau) goes along
+        seeds and scale_sampling, each seed's score relative to the threshold (tau) goes along
         (Conditions.uncertainty)."""
+        pool, region, chosen, labels, u = rnd.pool, rnd.region, rnd.chosen, rnd.labels, rnd.uncertainty
         targeting = self.targeting if self.targeting != "auto" else ("attributes" if task.data.schema is not None else "seeds")
         if targeting == "seeds":
             prompts = None if self.prompt_template is None else uncertain_prompts(
                 self.prompt_template, task.data.classes, labels, u.mean_probs[chosen])
             # Sampling scaled by each seed's uncertainty is targeting (TARGETING_PARAMS): the control samples
             # every seed alike, so with scale_sampling off the two differ in nothing but their seeds.
-            relative = u.score(self.score)[chosen] / threshold if self.scale_sampling and self.guidance and threshold else None
+            relative = (u.score(self.score)[chosen] / rnd.threshold if self.scale_sampling and self.guidance and rnd.threshold
+                        else None)
             return (Conditions(labels=labels, seeds=np.asarray(pool.x)[chosen], strength=self.strength, prompts=prompts,
                                uncertainty=relative), {"kind": "seeds"})
         schema = task.data.schema
@@ -294,28 +308,28 @@ class ActiveSynthesis(SynthesisStrategy):
             attrs = attribute_conditions(schema, np.asarray(pool.x)[chosen], targets)
             return Conditions(labels=labels, attributes=attrs), {"kind": "attributes", "targets": named}
         if targeting == "fairness":
-            return self.fairness_conditions(task, pool, region, len(chosen))
+            return self.fairness_conditions(task, rnd)
 
         def sample(k: int, label: int, target: Any, seed: int) -> np.ndarray:
             attrs = {} if target is None else {target.column: np.full(k, float(target.code))}
             return generator.sample(k, Conditions(labels=np.full(k, label), attributes=attrs), np.random.default_rng(seed)).x
 
-        bo_labels, attrs, trials = bo_conditions(sample, lambda x: self.estimate(task, models, x, r).bald, task.num_classes,
-                                                 targets, len(chosen), self.bo_trials, self.bo_probe, self.bo_keep,
-                                                 seed=round_seed(task.seed, r))
+        bo_labels, attrs, trials = bo_conditions(sample, lambda x: self.estimate(task, rnd.models, x, rnd.number).bald,
+                                                 task.num_classes, targets, len(chosen), self.bo_trials, self.bo_probe,
+                                                 self.bo_keep, seed=round_seed(task.seed, rnd.number))
         return Conditions(labels=bo_labels, attributes=attrs), {"kind": "bo", "targets": named, "trials": trials}
 
-    def fairness_conditions(self, task: TaskView, pool: Split, region: np.ndarray, n: int
-                            ) -> tuple[Conditions, dict[str, Any]]:
-        """n (group, label) conditions of the sensitive attribute (method/targeting.py fairness_allocation):
-        groups by their rows in U_tau, labels moving each group's label shares in the training data (real
-        budget + synthetic so far) towards the overall shares. The labels are the cells' own."""
+    def fairness_conditions(self, task: TaskView, rnd: Round) -> tuple[Conditions, dict[str, Any]]:
+        """The round's (group, label) conditions of the sensitive attribute, one per seed (method/targeting.py
+        fairness_allocation): groups by their rows in U_tau, labels moving each group's label shares in the
+        training data (real budget + synthetic so far) towards the overall shares. The labels are the cells'
+        own."""
         schema = task.data.schema
         j = sensitive_column(schema, self.sensitive)
         groups = schema.columns[j].categories
-        earlier = getattr(self, "synthetic_", None)  # set by run: the synthetic rows of earlier rounds
+        earlier, pool, region, n = rnd.earlier, rnd.pool, rnd.region, len(rnd.chosen)
         x, y = np.asarray(task.train.x), np.asarray(task.train.y)
-        if earlier is not None and len(earlier):
+        if len(earlier):
             x, y = np.concatenate([x, np.asarray(earlier.x)]), np.concatenate([y, np.asarray(earlier.y)])
 
         def group_of(rows: np.ndarray) -> np.ndarray:

@@ -11,7 +11,9 @@ import pytest
 from bench.api import Conditions, DatasetSplits, Split
 from bench.config import NamedSpec, SyntheticSpec, TrainRecipe
 from bench.errors import BenchError
+from bench.method.active import Round
 from bench.registry import STRATEGIES
+from bench.synthesis import empty_like
 from bench.table import Column, TableSchema
 from bench.task import Task
 
@@ -117,7 +119,9 @@ def test_a_table_control_conditions_on_its_seeds_values_by_the_methods_rule():
     got = {}
     for name in ("active_synthesis", "random_synthetic"):
         strategy = STRATEGIES.build(name, {"targeting": "attributes"})
-        conditions, log = strategy.conditions(task, None, [], 1, pool, region, chosen, labels, None, 0.5)
+        rnd = Round(number=1, models=[], pool=pool, uncertainty=None, threshold=0.5, region=region, chosen=chosen,
+                    labels=labels, draws={}, earlier=empty_like(task.train))
+        conditions, log = strategy.conditions(task, None, rnd)
         got[name] = conditions
         assert log["kind"] == "attributes" and log["targets"]
     a, b = got["active_synthesis"].attributes, got["random_synthetic"].attributes
