@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from tiny_suite import GOOD
+from tiny_suite import GOOD, TOY_SYNTHETIC
 
 from bench.api import StrategyResult
 from bench.cli import main
@@ -229,27 +229,9 @@ CASES: list[Case] = [
     ("unknown command", lambda ws: ["frobnicate"], "invalid choice: 'frobnicate'"),
 ]
 
-# The small in-code data set (toy_pockets: 12 training and 10 test points per class) with its generator,
-# for the parameters of data sets and generators.
-TOY = """\
-name: toy
-version: 1
-primary_metric: accuracy
-datasets: [{name: toy_pockets, params: {train_per_class: 12, test_per_class: 10}}]
-budgets: [3]
-val_per_class: 2
-model: {name: mlp, params: {hidden: [8]}}
-train: {epochs: 1}
-synthetic: {generator: {name: toy_pockets_oracle, params: {}}, budget_per_class: 2}
-strategies: [real_only]
-metrics: [accuracy]
-seeds: [0]
-"""
-
-
 def toy(old: str, new: str) -> str:
-    assert old in TOY, old
-    return TOY.replace(old, new)
+    assert old in TOY_SYNTHETIC, old
+    return TOY_SYNTHETIC.replace(old, new)
 
 
 # Issue 24: inputs that ran with silently wrong numbers, hung, ended in a traceback, or passed `bench validate`

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_suite import TOY
 
 from bench.cells import expand_cells
 from bench.config import MODEL_PATH_KEY, apply_overrides, config_hash, deep_merge, load_suite
@@ -205,26 +206,12 @@ def test_a_control_that_differs_in_more_than_the_targeting_is_warned_about(tmp_p
         expand_cells(load_suite(write(tmp_path, CONTROLLED.replace("PASSES", "5"))))
 
 
-# ---- Issue 24: the schema refuses what would fail or mean nothing, and changes nothing valid. ----
-
-TOY_SUITE = """\
-name: toy
-version: 1
-primary_metric: accuracy
-datasets: [{name: toy_pockets, params: {train_per_class: 12, test_per_class: 10}}]
-budgets: [3]
-val_per_class: 2
-model: {name: mlp, params: {hidden: [8]}}
-train: {epochs: 1}
-strategies: [real_only]
-metrics: [accuracy]
-seeds: [0]
-"""
+# ---- The schema refuses what would fail or mean nothing, and changes nothing valid (tiny_suite.TOY). ----
 
 
 def test_explicit_plain_tags_and_quoted_dates_still_load(tmp_path):
     """Only tags beyond the plain ones are refused (merge keys: tests/test_bad_inputs.py)."""
-    text = TOY_SUITE.replace("name: toy\n", "name: !!str toy\ndescription: '2024-01-01'\n")
+    text = TOY.replace("name: toy\n", "name: !!str toy\ndescription: '2024-01-01'\n")
     suite = load_suite(write(tmp_path, text.replace("epochs: 1}", "epochs: !!int 1}")))
     assert suite.name == "toy" and suite.description == "2024-01-01" and suite.train.epochs == 1
 
@@ -239,7 +226,7 @@ def test_explicit_plain_tags_and_quoted_dates_still_load(tmp_path):
     ("[11]", "budget 11 per class plus val_per_class 2 exceeds the 12"),
 ])
 def test_budgets_are_unique_after_normalising_and_leave_every_class_an_example(tmp_path, budgets, cells):
-    path = write(tmp_path, TOY_SUITE.replace("budgets: [3]", f"budgets: {budgets}"))
+    path = write(tmp_path, TOY.replace("budgets: [3]", f"budgets: {budgets}"))
     if isinstance(cells, int):
         assert len(expand_cells(load_suite(path))) == cells
     else:
@@ -248,9 +235,9 @@ def test_budgets_are_unique_after_normalising_and_leave_every_class_an_example(t
 
 
 def test_the_bounds_refuse_without_changing_what_a_valid_suite_parses_to(tmp_path):
-    suite = load_suite(write(tmp_path, TOY_SUITE.replace("train: {epochs: 1}", "train: {epochs: 1, lr: 10, weight_decay: 1}")))
+    suite = load_suite(write(tmp_path, TOY.replace("train: {epochs: 1}", "train: {epochs: 1, lr: 10, weight_decay: 1}")))
     assert suite.train.lr == 10 and isinstance(suite.train.lr, float) and suite.version == 1
     for bad, words in (("lr: 10.5", "less than or equal to 10"), ("lr: .nan", "finite number"),
                        ("weight_decay: 1.5", "less than or equal to 1"), ("batch_size: 1048577", "1048576")):
         with pytest.raises(BenchError, match=words):
-            load_suite(write(tmp_path, TOY_SUITE.replace("train: {epochs: 1}", f"train: {{epochs: 1, {bad}}}")))
+            load_suite(write(tmp_path, TOY.replace("train: {epochs: 1}", f"train: {{epochs: 1, {bad}}}")))
