@@ -355,16 +355,17 @@ class MetricCaps:
     # The level of a model that learned nothing, against which the verdicts check that the primary
     # reference learned the task at all (bench.stats.chance_level): "majority" the share of the test
     # split's most common class (the best constant prediction: accuracy), "uniform" 1/C (what every
-    # constant prediction and uniform guessing score: balanced accuracy). None: no chance level (F1, NLL,
+    # constant prediction and uniform guessing score: balanced accuracy), "ranking" 0.5 (a score that
+    # ranks positives above negatives no better than a coin: AUROC). None: no chance level (F1, NLL,
     # ECE, ...), so no check.
-    chance: Literal["majority", "uniform"] | None = None
+    chance: Literal["majority", "uniform", "ranking"] | None = None
 
     def __post_init__(self) -> None:
         _declared(self)
         if self.needs not in ("predictions", "synthetic", "model"):
             raise ValueError(f"needs must be predictions, synthetic or model, got {self.needs!r}")
-        if self.chance not in (None, "majority", "uniform"):
-            raise ValueError(f"chance must be majority, uniform or None, got {self.chance!r}")
+        if self.chance not in (None, "majority", "uniform", "ranking"):
+            raise ValueError(f"chance must be majority, uniform, ranking or None, got {self.chance!r}")
 
 
 @dataclass(frozen=True)
@@ -403,7 +404,14 @@ class TaskModel(Protocol):
 
 @runtime_checkable
 class Generator(Protocol):
-    """A dataclass of parameters; fitted on the real budget, then sampled under conditions."""
+    """A dataclass of parameters; fitted on the real budget, then sampled under conditions.
+
+    Optional, to start from weights pretrained on the data set's unlabelled training inputs (once per data
+    set and setting, cached and shared by every seed; bench.generator runs it, and charges it to no cell):
+        pretraining() -> dict | None   what the pretraining depends on (its cache key; `examples`: how many
+                                       inputs it reads, None all); None: no pretraining, fit as below
+        pretrain(x, info, seed) -> state   on the training split's inputs x, never a label; state picklable
+        fit(real, info, seed, pretrained=state) -> self   fine-tunes from it"""
 
     def fit(self, real: Split, info: DatasetInfo, seed: int) -> "Generator": ...
 

@@ -310,6 +310,8 @@ def chance_level(results: Sequence[Result], metric: str) -> tuple[float, str] | 
         return None
     if kind == "majority":
         return max(counts) / sum(counts), f"the majority class's share of the {sum(counts):,} test examples"
+    if kind == "ranking":
+        return 0.5, "0.5, a ranking no better than a coin"
     return 1 / len(counts), f"1/C, C = {len(counts)} classes"
 
 

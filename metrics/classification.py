@@ -1,6 +1,6 @@
 """Classification metrics on the test split: accuracy, macro-F1, expected calibration error,
-negative log-likelihood and per-class accuracy, through torchmetrics' functional API; and the chance
-level of accuracy (1/C) to read them against."""
+negative log-likelihood and per-class accuracy, through torchmetrics' functional API; AUROC through
+scikit-learn's roc_auc_score; and the chance level of accuracy (1/C) to read them against."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,6 +48,23 @@ def nll(ctx: EvalContext) -> float:
     """Mean negative log-likelihood of the label (nats), probabilities clipped at 1e-12."""
     p, y = _tensors(ctx)
     return float(torch.nn.functional.nll_loss(p.clamp_min(1e-12).log(), y))
+
+
+@METRICS.register("auroc", range=(0, 1), chance="ranking", higher_is_better=True, modalities=MODALITIES)
+def auroc(ctx: EvalContext) -> float | None:
+    """Area under the ROC curve: for two classes of the second class's probability (the positive class,
+    e.g. pneumonia), for more the unweighted mean of the one-vs-rest AUROCs (MedMNIST's AUC). It reads
+    the whole predicted ranking, not one threshold, so a model's score moves less with a small shift of
+    its decision boundary than (balanced) accuracy does. None where the test split holds one class."""
+    from sklearn.metrics import roc_auc_score
+
+    p, y = np.asarray(ctx.probs, dtype=np.float64), np.asarray(ctx.y_true, dtype=np.int64)
+    if len(np.unique(y)) < 2:
+        return None
+    if p.shape[1] == 2:
+        return float(roc_auc_score(y, p[:, 1]))
+    present = np.unique(y)  # one-vs-rest over the classes the test split holds
+    return float(np.mean([roc_auc_score(y == k, p[:, k]) for k in present]))
 
 
 @METRICS.register("per_class_accuracy", range=(0, 1), higher_is_better=True, modalities=MODALITIES)

@@ -28,6 +28,20 @@ def test_accuracy_and_macro_f1_by_hand():
     assert METRICS.get("macro_f1")(c) == pytest.approx((2 / 3 + 0.8) / 2)
 
 
+def test_auroc_by_hand_ranks_and_ignores_the_threshold():
+    # positives' scores 0.4, 0.7, 0.8 against the negative's 0.1: every pair ranked right
+    assert METRICS.get("auroc")(ctx(P, Y)) == pytest.approx(1.0)
+    # positives score 0.3 and 0.9, negatives 0.2 and 0.6: 3 of the 4 (positive, negative) pairs ranked right
+    # (accuracy at the 0.5 threshold is 0.5: the ranking is what AUROC reads)
+    assert METRICS.get("auroc")(ctx([[0.7, 0.3], [0.8, 0.2], [0.4, 0.6], [0.1, 0.9]], [1, 0, 0, 1])) == pytest.approx(0.75)
+    # three classes: the mean of one-vs-rest AUROCs: class 0 8/8 pairs, class 1 7/8, class 2 6.5/8 (a tie
+    # counts half)
+    three = [[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.1, 0.4, 0.5]]
+    got = METRICS.get("auroc")(ctx(three, [0, 0, 1, 2, 2, 1], classes=("a", "b", "c")))
+    assert got == pytest.approx((1.0 + 7 / 8 + 6.5 / 8) / 3)
+    assert METRICS.get("auroc")(ctx(P, [1, 1, 1, 1])) is None  # one class: no ranking to score
+
+
 def test_per_class_accuracy_is_keyed_by_class_name():
     assert METRICS.get("per_class_accuracy")(ctx(P, Y)) == pytest.approx({"a": 1.0, "b": 2 / 3})
 

@@ -535,6 +535,7 @@ def test_chance_levels_of_accuracy_and_balanced_accuracy():
     assert majority == pytest.approx(11360 / 15060) and "majority class" in basis  # the best constant prediction
     assert stats.chance_level(adult, "balanced_accuracy")[0] == pytest.approx(1 / 2)  # 1/C whatever the mix
     assert stats.chance_level(adult, "exact_match")[0] == pytest.approx(11360 / 15060)  # accuracy on options
+    assert stats.chance_level(adult, "auroc")[0] == 0.5  # a coin's ranking, whatever the mix
     assert stats.chance_level(adult, "macro_f1") is None and stats.chance_level(adult, "nll") is None  # none defined
     subset = record("real_only", 0, 0.8, dataset="adult")
     subset["config"]["test_per_class"] = 100  # the suite's balanced test subset: 100 of each class
