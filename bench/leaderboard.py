@@ -147,7 +147,7 @@ def _warn_invalid(path: Path, reason: str) -> None:
     print(f"bench: warning: skipping an invalid result: {reason}", file=sys.stderr)
 
 
-def render(root: Path, effect_points: float = paired.DEFAULT_EFFECT_POINTS) -> str:
+def render(root: Path, effect_points: float | None = None) -> str:
     parts = [HEADER.format(root=Path(root).as_posix().rstrip("/") or ".")]
     groups = collect(root)
     if not groups:
@@ -160,6 +160,7 @@ def render(root: Path, effect_points: float = paired.DEFAULT_EFFECT_POINTS) -> s
         if i + 1 == len(keys) or keys[i + 1][:3] != family:  # after its last table
             if family in families:
                 parts.append(verdict_table(family, families[family], effect_points))
+                parts.append(plan_line(family, [r for k in keys if k[:3] == family for r in groups[k]]))
             parts.append(equivalent_table(paired.real_equivalents(r for k in keys if k[:3] == family
                                                                   for r in groups[k])))
     if families:
@@ -167,12 +168,46 @@ def render(root: Path, effect_points: float = paired.DEFAULT_EFFECT_POINTS) -> s
     return "".join(parts)
 
 
+def plan_line(family: tuple[str, int, str], records: Sequence[Result]) -> str:
+    """One line sizing the family's key comparisons (bench.plan) for the suite's equivalence margin, the
+    smallest difference it counts as practical: the worst MDE the seeds reached, and the seeds and
+    CPU-hours that detecting the margin in every key comparison needs. Empty where the family is not the
+    registered suite's current version (its strategies are the suite's) or has no key comparison."""
+    from bench.config import load_suite
+    from bench.plan import key_strategies, plan_cells, seed_seconds, seeds_for_all, worst_mde
+    from bench.registry import SUITES
+
+    name, version, preset = family
+    if name not in SUITES.names():
+        return ""
+    suite = load_suite(name, preset)
+    methods, refs = key_strategies(suite)
+    if suite.version != version or not methods or not refs:
+        return ""
+    effect = suite.equivalence_margin
+    plan = plan_cells([Result.of(r) for r in records], suite, effect)
+    worst, where = worst_mde(plan)
+    if where is None:
+        return ""
+    seeds = max(c["pairs"] for c in plan["comparisons"])
+    unit = "point" if effect == 1 else "points"
+    need = seeds_for_all(plan)
+    hours = seed_seconds(plan) / 3600
+    reach = ("out of reach (more than 100,000 seeds) at this SD" if need is None else
+             "reached" if worst <= effect else f"needs {need} seeds, about {need * hours:.1f} CPU-hours "
+             f"({hours:.2g} per seed, all strategies)")
+    return (f"\nPlan (`bench plan --suite {name} --effect {effect:g}`): the key comparisons ({', '.join(methods)} "
+            f"against {', '.join(refs)}) reach an MDE of {worst:.2f} points with {seeds} seeds (worst: "
+            f"{where['strategy']} vs {where['reference']}); detecting {effect:g} {unit} (the equivalence margin) in "
+            f"every one {reach}.\n")
+
+
 # Column alignment of a verdict table, after the optional "data" column: names left, numbers right.
 VERDICT_ALIGN = ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---", "---:"]
 
 
 def verdict_table(family: tuple[str, int, str], comparisons: list[paired.Comparison],
-                  effect_points: float = paired.DEFAULT_EFFECT_POINTS) -> str:
+                  effect_points: float | None = None) -> str:
     """Markdown for one family (suite, version, preset): the chance lines, the power check and any
     negative-control alarm, the equivalence margin, one row per comparison (controls in a block of their
     own; none for a (dataset, budget) at chance), then the line that sizes the seeds."""

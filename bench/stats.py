@@ -91,7 +91,6 @@ from bench.results import Result, budget_segment, by_seed, by_strategy
 ALPHA = 0.05  # two-sided significance level of every test and of the power computations
 POWER = 0.80  # power at which the minimum detectable effect and the seeds needed are computed
 POINT = 0.01  # one point of a metric, in the metric's units: a percentage point for accuracy
-DEFAULT_EFFECT_POINTS = 1.0  # the effect `bench stats` and the leaderboard size the seeds for
 MAX_SEEDS = 100_000  # search limit of seeds_needed; beyond it the answer is "more than this"
 
 # The verdicts (see the module docstring), in the order the wins table counts them.
@@ -712,17 +711,20 @@ def pooled_sd(comparisons: Iterable[Comparison]) -> tuple[float | None, int]:
     return (math.sqrt(num / df) if df else None), n
 
 
-def power_sentence(comparisons: Sequence[Comparison], effect_points: float = DEFAULT_EFFECT_POINTS,
+def power_sentence(comparisons: Sequence[Comparison], effect_points: float | None = None,
                    alpha: float = ALPHA, power: float = POWER) -> str:
-    """One line for a family: the MDE at its usual number of seeds and the seeds a given effect needs,
-    both at the pooled SD of the paired differences, e.g. "With 3 seeds a difference under 2.1 points
-    cannot be seen ...; detecting 1 point needs 14 seeds"."""
+    """One line for a family: the MDE at its usual number of seeds and the seeds a given effect needs
+    (default: the suite's equivalence margin, the smallest difference it counts as practical), both at
+    the pooled SD of the paired differences, e.g. "With 3 seeds a difference under 2.1 points cannot be
+    seen ...; detecting 1 point needs 14 seeds"."""
     if comparisons and all(c.verdict == AT_CHANCE for c in comparisons):
         return "No verdicts to size the seeds for: the reference is at chance everywhere."
     sd, n = pooled_sd(comparisons)
     if sd is None:
         return "Too few paired seeds (below 2) to estimate the spread of the differences."
     m = mde(sd, n, alpha, power)
+    if effect_points is None:
+        effect_points = comparisons[0].margin / POINT
     need = seeds_needed(effect_points * POINT, sd, alpha, power)
     need_text = f"more than {MAX_SEEDS:,}" if need is None else str(need)
     return (f"With {n} seeds a difference under {points(m)} points cannot be seen "

@@ -9,8 +9,8 @@ from test_stats import put, record
 
 from bench import stats
 from bench.cli import main
-from bench.cli.plan import make_plan
 from bench.config import load_suite
+from bench.plan import make_plan
 
 # Differences active_synthesis - real_only of 1, 3, 2 points: SD 1 point.
 DIFFS = [0.01, 0.03, 0.02]
@@ -56,3 +56,22 @@ def test_identical_models_are_left_out_of_the_plan(tmp_path, capsys):
 def test_a_suite_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="no results of suite 'smoke'"):
         make_plan(tmp_path, load_suite("smoke"), effect_points=2.0)
+
+
+def test_the_leaderboard_sizes_each_current_suite_for_its_equivalence_margin(tmp_path):
+    """The plan line: the worst key MDE the seeds reached and, for the suite's margin (smoke: 2 points), the
+    seeds and CPU-hours that detecting it in every key comparison needs; none for another version."""
+    from bench import leaderboard
+    from bench.results import load_results
+
+    smoke_results(tmp_path, {"real_only": 3600.0, "active_synthesis": 3600.0, "random_synthetic": 3600.0})
+    suite = load_suite("smoke")
+    records = list(load_results(tmp_path))
+    line = leaderboard.plan_line(("smoke", suite.version, "cpu"), records)
+    margin = suite.equivalence_margin
+    need = stats.seeds_needed(margin, 1.0)
+    assert f"reach an MDE of {stats.mde(1.0, 3):.2f} points with 3 seeds" in line
+    # 3 strategies ran at 1 CPU-hour a cell; the suite's 5 controls are costed as the loop's mean (1 hour)
+    assert f"detecting {margin:g} points (the equivalence margin) in every one needs {need} seeds, about " \
+           f"{need * 8:.1f} CPU-hours" in line
+    assert leaderboard.plan_line(("smoke", suite.version + 1, "cpu"), records) == ""

@@ -14,8 +14,9 @@ from tiny_suite import GOOD
 
 from bench import stats
 from bench.cli import main
-from bench.cli.run import next_seeds, worst_key_comparison
+from bench.cli.run import next_seeds
 from bench.config import load_suite
+from bench.plan import worst_key_comparison
 from bench.runner import RunSummary
 
 # active_synthesis - real_only in seed i, in points: 2 +- 1 alternating (SD about 1 point at any n).

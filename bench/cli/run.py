@@ -118,7 +118,7 @@ def cmd(args: argparse.Namespace) -> int:
 
 def check_until_mde(suite, max_seeds: int) -> None:
     """What --until-mde needs of the suite: a method, a reference, and a first batch within --max-seeds."""
-    from bench.cli.plan import key_strategies
+    from bench.plan import key_strategies
 
     methods, refs = key_strategies(suite)
     if not methods or not refs:
@@ -135,22 +135,12 @@ def next_seeds(used: list[int], k: int) -> list[int]:
     return list(range(start, start + k))
 
 
-def worst_key_comparison(comparisons: list[dict], keys: set[tuple]) -> tuple[float, tuple]:
-    """The largest MDE (points) over the key comparisons `keys` ((dataset, budget, strategy, reference)) and
-    its key, from bench plan's comparisons: an identical comparison has nothing to detect (MDE 0), one
-    missing from the plan (under 2 paired ok seeds) or without an MDE counts as infinite. (0.0, ()) when
-    `keys` is empty."""
-    mdes = {(c["dataset"], c["budget"], c["strategy"], c["reference"]):
-            0.0 if c["identical"] else math.inf if c["mde"] is None else c["mde"] for c in comparisons}
-    return max(((mdes.get(k, math.inf), k) for k in sorted(keys, key=str)), default=(0.0, ()))
-
-
 def run_until_mde(suite, load, run, out, target: float, max_seeds: int, batch: int):
     """Run `suite` (its seeds are the first batch), then batches of `batch` more seeds (`load(seeds)`: the
     suite with those seeds; `run(suite)`: a RunSummary) until the worst key comparison's MDE is at most
     `target` points or `max_seeds` seeds ran. Prints one line per batch and a final one; returns the
     summaries merged."""
-    from bench.cli.plan import key_strategies, make_plan
+    from bench.plan import key_strategies, make_plan, worst_key_comparison
     from bench.runner import RunSummary
 
     methods, refs = key_strategies(suite)

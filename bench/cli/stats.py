@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     st.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results)")
     st.add_argument("--suite", help="only this suite (default: every suite with results)")
     st.add_argument("--effect", type=positive("--effect", "points"), metavar="POINTS",
-                    help="effect to size the seeds for, in points (0.01 of the metric; default 1)")
+                    help="effect to size the seeds for, in points (0.01 of the metric; default: the suite's equivalence margin)")
 
 
 def cmd(args: argparse.Namespace) -> int:
@@ -37,8 +37,7 @@ def cmd(args: argparse.Namespace) -> int:
         raise BenchError(f"no paired seeds under {args.results}: a suite needs a reference strategy "
                          f"({_references()}) and another strategy with the same seeds")
     for family, comparisons in families.items():
-        effect = paired.DEFAULT_EFFECT_POINTS if args.effect is None else args.effect
-        print(leaderboard.verdict_table(family, comparisons, effect).lstrip("\n"))
+        print(leaderboard.verdict_table(family, comparisons, args.effect).lstrip("\n"))
     print(leaderboard.wins_table(families).lstrip("\n"), end="")
     return 0
 
