@@ -15,7 +15,8 @@ from bench.data import REPO_ROOT
 
 PACKAGES = ("active-synthesis-bench", "torch", "torchvision", "numpy", "scipy", "torchmetrics", "pydantic",
             "pyarrow", "pillow", "scikit-learn", "imbalanced-learn", "diffusers", "transformers", "peft", "sdv",
-            "opacus", "clean-fid", "torchattacks", "fairlearn", "bert-score")
+            "opacus", "clean-fid", "torchattacks", "fairlearn", "bert-score", "llama-cpp-python", "opencv-python",
+            "imagecorruptions")
 
 
 def _git(*args: str) -> str | None:

@@ -1,6 +1,7 @@
 """The language-model text generator (method/generators/text_lm.py): template checks, per-row sampling math, choice
 items, the generation cache, reproducibility, pickling, LoRA and --lm-path. The tests that load
-SmolLM2-135M share one load per process (about 10-50 s on the 2-core CPU) and generate a few short texts."""
+SmolLM2-135M share one load per process (about 10-50 s on the 2-core CPU) and generate a few short texts, on
+the transformers backend (llama.cpp: tests/test_text_lm_llama.py)."""
 from __future__ import annotations
 
 import pickle
@@ -240,6 +241,7 @@ def test_generation_cache_reproducibility_and_pickle(fitted, tmp_path, monkeypat
         raise AssertionError("a cache hit must not load the model")
 
     monkeypatch.setattr(text_lm, "load_lm", no_loading)
+    monkeypatch.setattr(text_lm.llama_cpp_backend, "load_llama", no_loading)
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "a"))
     again = clone.sample(4, cond, np.random.default_rng(7))
     assert list(again.x) == list(first.x)

