@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     groups,
     image_quality,
     robustness,
+    shift,
     table_quality,
     text_quality,
 )
