@@ -239,13 +239,21 @@ def error_record(suite: SuiteConfig, cell: Cell, kind: str, message: str, device
 def _charged(record: dict[str, Any]) -> dict[str, float]:
     """The cell's CPU seconds with the suite's shared generator charged in full, whether this cell fitted it
     or read it from the cache (strategy_log.generator's fit_cpu_seconds): every strategy that samples one
-    generator pays for it alike, whichever ran first. Empty for a cell that samples none."""
+    generator pays for it alike, whichever ran first. A generator's pretraining (pretrain_cpu_seconds: once
+    per data set and setting, shared by every seed and budget) is charged to none of them, the cell that ran
+    it included, and recorded apart as generator_pretrain_cpu_seconds (bench.generator says why). Empty for a
+    cell that samples none."""
     fit = (record.get("strategy_log") or {}).get("generator") or {}
     cost = fit.get("fit_cpu_seconds")
     if not isinstance(cost, (int, float)) or isinstance(cost, bool):
         return {}
     cpu = record["compute"]["cpu_seconds"] - (0.0 if fit.get("cached") else float(cost))  # the cell's own work
-    return {"generator_fit_cpu_seconds": float(cost), "charged_cpu_seconds": max(0.0, cpu) + float(cost)}
+    out = {"generator_fit_cpu_seconds": float(cost)}
+    pre = fit.get("pretrain_cpu_seconds")
+    if isinstance(pre, (int, float)) and not isinstance(pre, bool):
+        out["generator_pretrain_cpu_seconds"] = float(pre)
+        cpu -= 0.0 if fit.get("pretrain_cached", True) else float(pre)  # ran in this cell: not its own work
+    return {**out, "charged_cpu_seconds": max(0.0, cpu) + float(cost)}
 
 
 def _fail(record: dict[str, Any], kind: str, message: str) -> None:

@@ -6,10 +6,39 @@ bench.api.Generator; Split, DatasetInfo and Conditions are bench.api's):
     fit(real: Split, info: DatasetInfo, seed: int) -> self
     sample(n: int, conditions: Conditions, rng: numpy.random.Generator) -> Split
 
+and optionally, to start from weights pretrained on the data set's unlabelled training inputs (the CPU
+analogue of a pretrained Stable Diffusion; method/generators/diffusion.py has them):
+
+    pretraining() -> dict | None     what the pretraining depends on (None: none, and fit is called as
+                                     above); its `examples` (int or None: all) is how many inputs it reads
+    pretrain(x, info: DatasetInfo, seed: int) -> state     on inputs x without labels; state picklable
+    fit(real, info, seed, pretrained=state) -> self        fine-tunes from it on the real budget
+
 Fitted generators are cached under a content key (generator name, parameters and version, data set,
 real-data budget, seed, and a fingerprint of the real examples themselves), so that strategies of one
 comparison (random_synthetic, active_synthesis) sample from the very same fitted generator and the
 comparison isolates the targeting.
+
+Pretraining runs once per data set and setting, not per cell: `fitted_generator` hands `pretrain` the
+inputs of the data set's whole training split (the budget's, the validation split's and the pool's: the
+same set whatever the seed, which only cuts it differently; put in a canonical order by content, then
+a subset of `examples` fixed by its size alone) and never a label or a test input, with the fixed seed
+PRETRAIN_SEED. Its state is cached like a fitted generator (signed, `<name>-pretrained-<key>.pkl`)
+under a key of the generator's name and version, `pretraining()`, the data set and a fingerprint of the
+inputs: no seed, no budget, so every seed, budget and strategy that samples the setting reads the one
+entry; the fitted generator's own key includes that key.
+
+The log (a strategy's strategy_log.generator) says what the generator saw, `labelled_examples` (the real
+budget it was fitted on) and `unlabelled_examples` (pretraining inputs; 0 without pretraining), and
+with pretraining `pretrain_key`, `pretrain_cached` (false only in the cell that ran it) and its cost
+`pretrain_seconds` / `pretrain_cpu_seconds`, whoever ran it. How it is charged (bench.cells): the fit
+is charged in full to every cell that samples the generator, the pretraining to none of them. It is a
+one-off per data set and setting that every seed, budget and suite version shares, as the training of
+a pretrained Stable Diffusion is paid once and charged to no cell; charging it to each cell would count
+it dozens of times, and charging the cell that happened to run it would make a cell's cost depend on
+the order of the run. So a cell's charged_cpu_seconds leave it out (even in the cell that ran it), and
+every cell that samples the generator records it apart, as compute.generator_pretrain_cpu_seconds, for
+a reader to amortise over the cells that shared it.
 
 A cache entry is a pickle, and unpickling runs whatever code the bytes name, so an entry is loaded
 only if it carries a valid HMAC-SHA256 made with this user's secret key: 32 random bytes created on
@@ -48,11 +77,13 @@ import numpy as np
 
 from bench.api import DatasetInfo, Split, TaskView
 from bench.data import cache_root, cache_unwritable, fsync_dir, remove_stale, warn_cache, write_atomic
+from bench.errors import BenchError
 from bench.registry import GENERATORS
 
 _MAGIC = b"active-synthesis-bench signed pickle v1\n"  # then a 32-byte HMAC-SHA256 tag, then the pickle
 _KEY_BYTES = 32  # HMAC-SHA256 key length: the hash's output size, full strength
 _untrusted_keys: set[str] = set()  # key files already reported unusable in this process
+PRETRAIN_SEED = 0  # pretraining's seed and its subset's: fixed, so it never depends on a cell's seed
 
 
 def fingerprint(split: Split) -> str:
@@ -65,18 +96,60 @@ def fingerprint(split: Split) -> str:
     return h.hexdigest()
 
 
-def generator_key(name: str, generator: Any, dataset: str, budget: int, seed: int, real: Split) -> str:
+def generator_key(name: str, generator: Any, dataset: str, budget: int, seed: int, real: Split,
+                  pretrained: str | None = None) -> str:
     record = {
         "generator": name,
         "version": GENERATORS.caps(name).version,  # bump it in the registration when fit/sample change
         # The device is where the fit ran, not what was fitted: it does not enter the key.
-        "params": {k: v for k, v in (dataclasses.asdict(generator) if dataclasses.is_dataclass(generator)
-                                     else vars(generator)).items() if k != "device"},
+        "params": {k: v for k, v in _param_record(generator).items() if k != "device"},
         "dataset": dataset,
         "budget": budget,
         "seed": seed,
         "real": fingerprint(real),
     }
+    if pretrained is not None:  # the pretrained state's key (absent without pretraining: keys as before)
+        record["pretrained"] = pretrained
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _param_record(generator: Any) -> dict[str, Any]:
+    """The generator's parameters; fields marked omit_if_none are left out while None (as in bench.cells'
+    record of a cell), so that a parameter added later leaves existing keys as they were."""
+    if not dataclasses.is_dataclass(generator):
+        return dict(vars(generator))
+    record = dataclasses.asdict(generator)
+    for f in dataclasses.fields(generator):
+        if f.metadata.get("omit_if_none") and record.get(f.name) is None:
+            del record[f.name]
+    return record
+
+
+def training_inputs(task: TaskView) -> np.ndarray:
+    """The inputs of the data set's whole training split, without labels, in a canonical order (bytewise by
+    content): the budget's, the validation split's and the pool's, which are the same set for every seed."""
+    parts = [np.asarray(split.x) for split in (task.train, task.val, task.pool) if len(split)]
+    x = np.concatenate(parts)
+    if x.dtype == object or x.ndim < 2:
+        raise BenchError(f"pretraining takes array inputs (images), not {x.dtype} {x.shape}")
+    rows = np.ascontiguousarray(x.reshape(len(x), -1)).view(np.dtype((np.void, x[0].nbytes))).ravel()
+    return x[np.argsort(rows, kind="stable")]
+
+
+def pretraining_inputs(task: TaskView, examples: int | None) -> np.ndarray:
+    """What pretraining reads: `examples` of training_inputs (a subset fixed by its size; None: all)."""
+    x = training_inputs(task)
+    if examples is not None and examples < len(x):
+        x = x[np.sort(np.random.default_rng(PRETRAIN_SEED).choice(len(x), examples, replace=False))]
+    return x
+
+
+def pretrain_key(name: str, settings: dict[str, Any], dataset: str, x: np.ndarray) -> str:
+    """The pretrained state's content key: no seed and no budget, so every cell of the setting shares it."""
+    h = hashlib.sha256(str((x.dtype, x.shape)).encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+    record = {"generator": name, "version": GENERATORS.caps(name).version, "pretraining": settings,
+              "dataset": dataset, "inputs": h.hexdigest()}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -85,17 +158,33 @@ def generator_cache_path(name: str, key: str) -> Path:
     return cache_root() / "generators" / f"{name}-{key[:32]}.pkl"
 
 
+def pretrained_cache_path(name: str, key: str) -> Path:
+    """Where the pretrained state of generator `name` with content key `key` is cached."""
+    return cache_root() / "generators" / f"{name}-pretrained-{key[:32]}.pkl"
+
+
 def fitted_generator(task: TaskView, name: str, params: dict[str, Any], real: Split | None = None,
                      info: DatasetInfo | None = None) -> tuple[Any, dict[str, Any]]:
     """The generator `name` fitted on the task's real budget (or on `real`, another view of it, such as
     text embeddings, described by `info`): loaded from the cache when a signed entry is present, else
     fitted and stored. Returns it with a log record: the key, whether it came from the cache, and the
     fit's cost (`fit_seconds` wall, `fit_cpu_seconds` of the process, all threads) whether it was fitted
-    now or by an earlier cell, so that every strategy sampling it can be charged the same fit."""
+    now or by an earlier cell, so that every strategy sampling it can be charged the same fit; the
+    examples it saw; and, for a generator that pretrains, its pretraining (module docstring)."""
     generator = GENERATORS.build(name, params)
+    pretraining = generator.pretraining() if callable(getattr(generator, "pretrain", None)) else None
+    if pretraining is not None and real is not None:
+        raise BenchError(f"generator {name!r} pretrains on the data set's training inputs: it cannot be fitted on "
+                         "another view of them")
     real = task.train if real is None else real
-    key = generator_key(name, generator, task.data.name, task.budget, task.seed, real)
+    info = task.info if info is None else info
+    unlabelled, pre_key = None, None
+    if pretraining is not None:
+        unlabelled = pretraining_inputs(task, pretraining.get("examples"))
+        pre_key = pretrain_key(name, pretraining, task.data.name, unlabelled)
+    key = generator_key(name, generator, task.data.name, task.budget, task.seed, real, pretrained=pre_key)
     path = generator_cache_path(name, key)
+    seen = {"labelled_examples": len(real), "unlabelled_examples": 0 if unlabelled is None else len(unlabelled)}
     # A generator with a `device` parameter left at "auto" runs where the task runs (--device).
     follow_task = hasattr(generator, "device") and params.get("device", "auto") == "auto"
     secret = signing_key()  # None: the cache cannot be trusted or written here (already reported)
@@ -105,15 +194,39 @@ def fitted_generator(task: TaskView, name: str, params: dict[str, Any], real: Sp
             fitted, cost = cached
             if follow_task:
                 fitted.device = task.device
-            return fitted, {"name": name, "key": key, "cached": True, **cost}
+            extra = {} if pre_key is None else {"pretrain_key": pre_key, "pretrain_cached": True}
+            return fitted, {"name": name, "key": key, "cached": True, **seen, **extra, **cost}
     if follow_task:
         generator.device = task.device
+    extra, pre_cost, options = {}, {}, {}
+    if pretraining is not None:
+        options["pretrained"], pre_cost, pre_cached = _pretrained(task, name, generator, pre_key, unlabelled,
+                                                                  secret, info)
+        extra = {"pretrain_key": pre_key, "pretrain_cached": pre_cached}
+        del unlabelled  # 150 MB on cifar10: not kept through the fit
     start, cpu = time.perf_counter(), time.process_time()
-    generator.fit(real, task.info if info is None else info, task.seed)
-    cost = {"fit_seconds": time.perf_counter() - start, "fit_cpu_seconds": time.process_time() - cpu}
+    generator.fit(real, info, task.seed, **options)
+    cost = {"fit_seconds": time.perf_counter() - start, "fit_cpu_seconds": time.process_time() - cpu, **pre_cost}
     if secret is not None:
         _store_signed(path, key, secret, generator, cost)
-    return generator, {"name": name, "key": key, "cached": False, **cost}
+    return generator, {"name": name, "key": key, "cached": False, **seen, **extra, **cost}
+
+
+def _pretrained(task: TaskView, name: str, generator: Any, key: str, x: np.ndarray, secret: bytes | None,
+                info: DatasetInfo) -> tuple[Any, dict[str, float], bool]:
+    """The generator's pretrained state on inputs `x`, from the cache or pretrained now (and stored); with
+    the pretraining's cost (whoever ran it) and whether it came from the cache."""
+    path = pretrained_cache_path(name, key)
+    if secret is not None and path.exists():
+        cached = _load_signed(path, key, secret)
+        if cached is not None:
+            return cached[0], cached[1], True
+    start, cpu = time.perf_counter(), time.process_time()
+    state = generator.pretrain(x, info, PRETRAIN_SEED)
+    cost = {"pretrain_seconds": time.perf_counter() - start, "pretrain_cpu_seconds": time.process_time() - cpu}
+    if secret is not None:
+        _store_signed(path, key, secret, state, cost)
+    return state, cost, False
 
 
 def _store_signed(path: Path, key: str, secret: bytes, generator: Any, cost: dict[str, float]) -> None:
