@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from test_stats import put, record
 
 from bench import report
 from bench.cells import expand_cells
@@ -15,7 +16,6 @@ from bench.config import config_hash, load_suite
 from bench.errors import SuiteWarning
 from bench.report import figures
 from bench.results import Result
-from test_stats import put, record
 
 SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "suites" / "adult-ablations.yaml"
 BASE = "active_synthesis"
