@@ -13,6 +13,10 @@ Named numpy streams, `stream_rng(seed, Stream.X)` = `numpy.random.default_rng([s
                               pool, the generator's samples
   Stream.OWN_GENERATOR = 3    a strategy that fits its own generator (DP-GAN): sampling it
 
+The shift metrics' corrupted test images (metrics/shift.py), under the metric's own seed (not the cell's:
+every cell scores the same sets): `corruption_rng(seed, c, severity)` = `default_rng([seed, c, severity])`,
+one generator per corruption index c and severity.
+
 Integer seeds of a step under a seed (torch's and optuna's seeds, whole-number seeds passed on):
   round_seed(seed, r) = seed * 1000 + r
       round r of the loop: its MC-dropout passes and its Bayesian-optimisation study (seeded with
@@ -58,6 +62,11 @@ def stream_rng(seed: int, stream: Stream, *sub: int) -> np.random.Generator:
     """numpy's generator for `stream` under `seed`: `default_rng([seed, stream, *sub])` (`sub`: e.g. a
     round and a LoopPart)."""
     return np.random.default_rng([int(seed), int(stream), *(int(s) for s in sub)])
+
+
+def corruption_rng(seed: int, corruption: int, severity: int) -> np.random.Generator:
+    """numpy's generator of one corrupted test set (module docstring): `default_rng([seed, corruption, severity])`."""
+    return np.random.default_rng([int(seed), int(corruption), int(severity)])
 
 
 def round_seed(seed: int, r: int) -> int:

@@ -103,6 +103,7 @@ from bench.api import MODALITIES, EvalContext
 from bench.data import cache_root, cache_unwritable, read_sealed, seal_bytes, write_atomic
 from bench.errors import BenchError
 from bench.registry import METRICS
+from bench.seeding import corruption_rng
 
 from .groups import per_group_accuracy
 from .robustness import UnitIntervalModel, attack_subset
@@ -458,7 +459,7 @@ def corrupt(images: np.ndarray, name: str, severity: int, rng: np.random.Generat
 
 def set_rng(name: str, severity: int, seed: int = 0) -> np.random.Generator:
     """The generator of one corrupted set: (seed, corruption, severity) alone decide it."""
-    return np.random.default_rng([seed, CORRUPTIONS.index(name), severity])
+    return corruption_rng(seed, CORRUPTIONS.index(name), severity)
 
 
 def content_key(images: np.ndarray) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.seeding import Stream, member_seed, round_seed, stream_rng
+from bench.seeding import Stream, corruption_rng, member_seed, round_seed, stream_rng
 
 ROOT = Path(__file__).resolve().parents[1]
 # The stream numbers the code used before the helper existed: default_rng([task.seed, k]).
@@ -46,6 +46,12 @@ def test_integer_sub_seeds_are_the_formulas_of_the_committed_results(seed):
         for m in range(5):
             assert member_seed(seed, r, m) == seed * 1000 + 100 * r + m  # a round's model (ensemble member)
     assert (round_seed(3, 2), member_seed(3, 2, 4)) == (3002, 3204)
+
+
+def test_a_corrupted_sets_generator_is_pinned():
+    """The committed shift metrics were drawn with these; a change of formula would change them."""
+    assert corruption_rng(0, 1, 2).integers(2**32, size=3).tolist() == [2384177762, 3786887862, 1259353270]
+    assert corruption_rng(0, 0, 1).integers(2**63) != corruption_rng(0, 0, 2).integers(2**63)
 
 
 def test_no_module_derives_a_sub_seed_by_hand():
