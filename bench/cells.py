@@ -6,7 +6,6 @@ writes their records; the executors (bench.executors) decide where `run_cell` ru
 module, and it imports neither."""
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import random
 import traceback
@@ -24,7 +23,7 @@ from bench.config import KeyedSpec, NamedSpec, SuiteConfig, config_hash
 from bench.environment import code_version, hardware, package_versions
 from bench.errors import BenchError
 from bench.evaluation import check_metric_params, evaluate
-from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES
+from bench.registry import DATASETS, GENERATORS, METRICS, MODELS, STRATEGIES, param_record
 from bench.results import SCHEMA_VERSION, encode_result, json_safe
 from bench.task import Task
 from bench.timeout import CellTimeout, time_limit
@@ -67,7 +66,7 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
     generator = None
     if suite.synthetic is not None:
         gen = suite.synthetic.generator
-        generator = {"name": gen.name, "params": _params(GENERATORS.build(gen.name, gen.params)),
+        generator = {"name": gen.name, "params": param_record(GENERATORS.build(gen.name, gen.params)),
                      "version": GENERATORS.caps(gen.name).version}
     check_suite(suite, strategies)
     metrics = {m.key: METRICS.caps(m.name).version for m in suite.metrics}
@@ -98,9 +97,9 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
                         "budget": budget,
                         "val_per_class": suite.val_per_class,
                         "test_per_class": suite.test_per_class,
-                        "model": {"name": suite.model.name, "params": _params(model)},
+                        "model": {"name": suite.model.name, "params": param_record(model)},
                         "train": suite.train.model_dump(),
-                        "strategy": {"id": spec.key, "name": spec.name, "params": _params(strategy)},
+                        "strategy": {"id": spec.key, "name": spec.name, "params": param_record(strategy)},
                         "synthetic": synthetic,
                         "metrics": suite.metric_record(),
                         "versions": versions,
@@ -108,17 +107,6 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
                     }
                     cells.append(Cell(ds, budget, spec, seed, config))
     return cells
-
-
-def _params(obj: Any) -> dict[str, Any]:
-    """A component's parameter record; fields marked omit_if_none are left out while None."""
-    if not dataclasses.is_dataclass(obj):
-        return dict(vars(obj))
-    record = dataclasses.asdict(obj)
-    for f in dataclasses.fields(obj):
-        if f.metadata.get("omit_if_none") and record.get(f.name) is None:
-            del record[f.name]
-    return record
 
 
 def data_key(cell: Cell) -> str:

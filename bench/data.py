@@ -406,3 +406,14 @@ def _stat_stamp(path: Path) -> list[int]:
         raise BenchError(f"data file {path} is missing")
     st = path.stat()
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def write_sealed_array(path: Path, a: np.ndarray) -> None:
+    """A numpy array cached as a sealed .npy entry (read back with read_sealed): it appears whole or not
+    at all; a read-only cache is reported once (cache_unwritable) and the caller goes on from memory."""
+    buffer = io.BytesIO()
+    np.save(buffer, a)
+    try:
+        write_atomic(path, seal_bytes(buffer.getvalue()))
+    except OSError as exc:
+        cache_unwritable(exc)

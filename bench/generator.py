@@ -61,7 +61,6 @@ them, plug-ins included, in one place. The cost: an entry is trusted only by the
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -78,7 +77,7 @@ import numpy as np
 from bench.api import DatasetInfo, Split, TaskView
 from bench.data import cache_root, cache_unwritable, fsync_dir, remove_stale, warn_cache, write_atomic
 from bench.errors import BenchError
-from bench.registry import GENERATORS
+from bench.registry import GENERATORS, param_record
 
 _MAGIC = b"active-synthesis-bench signed pickle v1\n"  # then a 32-byte HMAC-SHA256 tag, then the pickle
 _KEY_BYTES = 32  # HMAC-SHA256 key length: the hash's output size, full strength
@@ -102,7 +101,7 @@ def generator_key(name: str, generator: Any, dataset: str, budget: int, seed: in
         "generator": name,
         "version": GENERATORS.caps(name).version,  # bump it in the registration when fit/sample change
         # The device is where the fit ran, not what was fitted: it does not enter the key.
-        "params": {k: v for k, v in _param_record(generator).items() if k != "device"},
+        "params": {k: v for k, v in param_record(generator).items() if k != "device"},
         "dataset": dataset,
         "budget": budget,
         "seed": seed,
@@ -111,18 +110,6 @@ def generator_key(name: str, generator: Any, dataset: str, budget: int, seed: in
     if pretrained is not None:  # the pretrained state's key (absent without pretraining: keys as before)
         record["pretrained"] = pretrained
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _param_record(generator: Any) -> dict[str, Any]:
-    """The generator's parameters; fields marked omit_if_none are left out while None (as in bench.cells'
-    record of a cell), so that a parameter added later leaves existing keys as they were."""
-    if not dataclasses.is_dataclass(generator):
-        return dict(vars(generator))
-    record = dataclasses.asdict(generator)
-    for f in dataclasses.fields(generator):
-        if f.metadata.get("omit_if_none") and record.get(f.name) is None:
-            del record[f.name]
-    return record
 
 
 def training_inputs(task: TaskView) -> np.ndarray:

@@ -256,3 +256,16 @@ def _short(value: Any, limit: int = 80) -> str:
     """repr(value) cut to `limit` characters (an error message is one line)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def param_record(obj: Any) -> dict[str, Any]:
+    """A component's parameters as the cell record and the generator cache key hold them: fields marked
+    omit_if_none are left out while None, so that a parameter added later leaves existing hashes and keys
+    as they were."""
+    if not dataclasses.is_dataclass(obj):
+        return dict(vars(obj))
+    record = dataclasses.asdict(obj)
+    for f in dataclasses.fields(obj):
+        if f.metadata.get("omit_if_none") and record.get(f.name) is None:
+            del record[f.name]
+    return record

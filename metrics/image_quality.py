@@ -69,7 +69,7 @@ import torch
 from scipy.linalg import LinAlgWarning
 
 from bench.api import EvalContext, Measured
-from bench.data import cache_root, cache_unwritable, read_sealed, seal_bytes, write_atomic
+from bench.data import cache_root, read_sealed, write_sealed_array
 from bench.errors import BenchError
 from bench.image_files import subset_indices
 from bench.registry import METRICS
@@ -214,22 +214,11 @@ def features(images: Images, device: str = "cpu", persist: bool = False) -> np.n
     if feats is None:
         feats = _extract(images, device)
         if persist:
-            _save_atomic(path, feats)
+            write_sealed_array(path, feats)
     _MEMO[key] = feats
     while len(_MEMO) > MEMO_ENTRIES:
         _MEMO.popitem(last=False)
     return feats
-
-
-def _save_atomic(path: Path, a: np.ndarray) -> None:
-    """The entry appears whole or not at all; a read-only cache is reported once and the features are
-    used from memory."""
-    buffer = io.BytesIO()
-    np.save(buffer, a)
-    try:
-        write_atomic(path, seal_bytes(buffer.getvalue()))
-    except OSError as exc:
-        cache_unwritable(exc)
 
 
 def _counts(ctx: EvalContext, samples: int, reference_samples: int) -> dict[str, int]:

@@ -100,7 +100,7 @@ from scipy.ndimage import zoom as scipy_zoom
 from torch import nn
 
 from bench.api import MODALITIES, EvalContext
-from bench.data import cache_root, cache_unwritable, read_sealed, seal_bytes, write_atomic
+from bench.data import cache_root, read_sealed, write_sealed_array
 from bench.errors import BenchError
 from bench.registry import METRICS
 from bench.seeding import corruption_rng
@@ -493,12 +493,7 @@ def corrupted_sets(images: np.ndarray, name: str, seed: int = 0, persist: bool =
     if sets is None:
         sets = np.stack([corrupt(images, name, sev, set_rng(name, sev, seed)) for sev in SEVERITIES])
         if persist:
-            buffer = io.BytesIO()
-            np.save(buffer, sets)
-            try:
-                write_atomic(path, seal_bytes(buffer.getvalue()))
-            except OSError as exc:
-                cache_unwritable(exc)
+            write_sealed_array(path, sets)
     return sets
 
 

@@ -187,7 +187,7 @@ def test_pretrain_steps_zero_fits_todays_generator_bit_for_bit():
 @pytest.mark.parametrize("extra", [{}, {"pretrain_steps": 0}])
 def test_without_pretraining_the_cache_key_and_cell_record_are_todays(extra):
     """The new parameters stay out of the key while off: cached generators and result hashes stay valid."""
-    from bench.cells import _params
+    from bench.registry import param_record as _params
 
     g = GENERATORS.build("diffusion", extra)
     real = dark_and_bright(2)

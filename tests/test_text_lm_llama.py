@@ -62,7 +62,7 @@ def test_llama_cpp_without_the_binding_names_the_install_command(monkeypatch):
 
 
 def test_the_backend_is_recorded_in_the_cell_only_when_set():
-    from bench.cells import _params  # the cell record of a component's parameters
+    from bench.registry import param_record as _params  # the cell record of a component's parameters
 
     assert "backend" not in _params(InstructionLM())  # results made before the field keep their hash
     assert _params(InstructionLM(backend="transformers"))["backend"] == "transformers"
