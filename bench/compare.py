@@ -156,14 +156,15 @@ def compare_pair(ref: Result, new: Result, tol: float) -> tuple[bool, list[dict[
 
 
 # The recorded facts of where a cell ran that can move its numbers, in the order the report lists them.
-ENVIRONMENT_FACTS = ("torch_threads", "cpu_capability", "cpu", "device", "git_commit", "git_dirty")
+ENVIRONMENT_FACTS = ("torch_threads", "kernels", "cpu_capability", "cpu", "device", "git_commit", "git_dirty")
 
 
 def _environment(r: Result) -> dict[str, Any]:
     """fact -> value for the ENVIRONMENT_FACTS `r` records (older results lack hardware.cpu_capability;
     a fact not recorded is left out: nothing can be said about it)."""
     hardware, code = r.get("hardware") or {}, r.get("code") or {}
-    facts = {"torch_threads": hardware.get("torch_threads"), "cpu_capability": hardware.get("cpu_capability"),
+    facts = {"torch_threads": hardware.get("torch_threads"), "kernels": hardware.get("kernels"),
+             "cpu_capability": hardware.get("cpu_capability"),
              "cpu": hardware.get("cpu"), "device": r.compute.get("device"),
              "git_commit": code.get("git_commit"), "git_dirty": code.get("git_dirty")}
     return {k: v for k, v in facts.items() if v is not None}
@@ -174,8 +175,15 @@ def _remedy(fact: str, ref: Any, new: Any) -> str:
     if fact == "torch_threads":
         return (f"rerun with --workers N so each worker gets {ref} thread{'s' * (ref != 1)} "
                 f"(max(1, cores // N) = {ref}), or with OMP_NUM_THREADS={ref}")
-    if fact in ("cpu_capability", "cpu"):
-        return "another CPU kind rounds differently: compare with --tolerance 1e-4"
+    if fact == "kernels":
+        return f"rerun with --kernels {ref}" if ref in ("portable", "native") else f"rerun with {ref} set"
+    if fact == "cpu_capability":
+        return ("kernels of another vector width sum in another order and train another model: rerun with "
+                "--kernels portable (AVX2 kernels on every x86-64 processor)")
+    if fact == "cpu":
+        return ("another processor model: with --kernels portable on both sides the kernels are the same; cells "
+                "that still differ differ by the processor itself, so compare the suites' verdicts (bench stats), "
+                "not cells")
     if fact == "device":
         return f"rerun with --device {str(ref).split(':')[0]}"
     if fact in ("git_commit", "active-synthesis-bench"):

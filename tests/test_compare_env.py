@@ -4,6 +4,7 @@ Two folders of three small records (the shape of tests/test_readback.py's), NEW'
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +121,12 @@ def test_package_versions_cpu_kind_and_device_are_named(folders, capsys):
     start = lines.index("environment differences of the differing cells (REF vs NEW):")
     assert lines[start + 1:start + 13] == [
         "  1 differing cell ran with cpu_capability AVX2 (REF: AVX512)",
-        "      remedy: another CPU kind rounds differently: compare with --tolerance 1e-4",
+        "      remedy: kernels of another vector width sum in another order and train another model: rerun with "
+        "--kernels portable (AVX2 kernels on every x86-64 processor)",
         "  1 differing cell ran with cpu Intel Xeon (REF: AMD EPYC)",
-        "      remedy: another CPU kind rounds differently: compare with --tolerance 1e-4",
+        "      remedy: another processor model: with --kernels portable on both sides the kernels are the same; "
+        "cells that still differ differ by the processor itself, so compare the suites' verdicts (bench stats), "
+        "not cells",
         "  1 differing cell ran with device cuda:0 (REF: cpu)",
         "      remedy: rerun with --device cpu",
         "  1 differing cell ran with numpy 1.26.4 (REF: 2.4.6)",
@@ -155,3 +159,60 @@ def test_the_hardware_record_names_the_cpu_capability():
     from bench.environment import hardware
 
     assert hardware()["cpu_capability"] in ("DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256")
+    assert hardware()["kernels"] in ("portable", "native") or "=" in hardware()["kernels"]
+
+
+def test_a_kernels_difference_names_the_flag(folders, capsys):
+    ref, new, paths = folders
+    for root in (ref, new):
+        for strategy in STRATEGIES:
+            edit(root / paths[strategy].relative_to(new), lambda r: r["hardware"].update(kernels="portable"))
+
+    def native(r: dict) -> None:
+        differ(r)
+        r["hardware"].update(kernels="native")
+
+    edit(paths["smote"], native)
+    code, out, report = compare(capsys, ref, new)
+    assert code == 1
+    assert "  1 differing cell ran with kernels native (REF: portable)\n      remedy: rerun with --kernels portable" in out
+    assert [e["fact"] for e in report["environment_differences"]] == ["kernels"]
+
+
+def test_portable_kernels_pin_the_three_libraries_and_keep_a_users_setting(monkeypatch):
+    from bench import executors
+
+    for name in executors.PORTABLE_KERNELS:
+        monkeypatch.delenv(name, raising=False)
+    assert executors.kernels_in_effect() == "native"
+    assert executors.pin_kernels("native") == "native" and executors.kernels_in_effect() == "native"
+    monkeypatch.setattr(executors, "_has_avx2", lambda: True)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # the user's own cap stays
+    assert executors.pin_kernels("portable") == "portable"
+    assert os.environ["ATEN_CPU_CAPABILITY"] == "avx2" and os.environ["MKL_CBWR"] == "AVX2,STRICT"
+    assert executors.kernels_in_effect() == "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2,STRICT ONEDNN_MAX_CPU_ISA=AVX512_CORE"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert executors.kernels_in_effect() == "portable"
+    for name in executors.PORTABLE_KERNELS:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(executors, "_has_avx2", lambda: False)  # nothing to pin to: the kernels stay native
+    assert executors.pin_kernels("portable") == "native" and executors.kernels_in_effect() == "native"
+
+
+def test_a_worker_runs_with_the_pinned_kernels(monkeypatch):
+    """A spawned process (as a pool worker is) loads torch with the driver's pins: ATen reports AVX2."""
+    import subprocess
+    import sys
+
+    from bench import executors
+
+    if not executors._has_avx2():
+        pytest.skip("not an x86-64 processor with AVX2: nothing to pin")
+    env = {**os.environ, **executors.PORTABLE_KERNELS}
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "AVX2"
+    env["ATEN_CPU_CAPABILITY"] = "default"
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "DEFAULT"  # the variable is what decides: the pin is not a no-op

@@ -60,6 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--cpus-per-cell", type=positive("--cpus-per-cell", "CPUs"), metavar="C",
                    help="ray: CPUs a cell's task declares (default 1; fractions allowed); it runs with max(1, floor(C)) "
                    "torch threads")
+    r.add_argument("--kernels", choices=["portable", "native"], default="portable",
+                   help="portable (default): torch, MKL and oneDNN use AVX2 kernels on every x86-64 processor, so a "
+                   "cell gives the same numbers on an AVX-512 Xeon as on an AVX2 machine; native: each library "
+                   "uses this processor's widest instructions (faster on AVX-512, numbers of this processor kind)")
     r.add_argument("--until-mde", type=positive("--until-mde", "points"), metavar="POINTS",
                    help="after the first seeds, add seeds in batches until every key comparison (each method "
                    "against each reference) can detect POINTS (0.01 of the primary metric; 80%% power, two-sided "
@@ -75,9 +79,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def cmd(args: argparse.Namespace) -> int:
     # What the arguments alone can refuse is refused before torch and the plug-ins load (seconds on a
     # loaded machine): the device, the executor's settings, the suite's name and preset.
+    from bench.executors import make_executor, pin_kernels
+
+    pin_kernels(args.kernels)  # before anything loads torch (its kernels are chosen when it loads)
     from bench.config import load_suite
     from bench.device import check_cuda_quickly
-    from bench.executors import make_executor
 
     if args.executor != "ray":  # a Ray cluster's machines may have the GPU this one lacks
         check_cuda_quickly(args.device)
