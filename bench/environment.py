@@ -12,7 +12,7 @@ import psutil
 import torch
 
 from bench.data import REPO_ROOT
-from bench.executors import kernels_in_effect
+from bench.kernels import kernels_in_effect
 
 PACKAGES = ("active-synthesis-bench", "torch", "torchvision", "numpy", "scipy", "torchmetrics", "pydantic",
             "pyarrow", "pillow", "scikit-learn", "imbalanced-learn", "diffusers", "transformers", "peft", "sdv",
@@ -78,7 +78,7 @@ def hardware() -> dict[str, Any]:
         # The vector instructions torch's CPU kernels use here (DEFAULT, AVX2, AVX512, ...): kernels for
         # another one sum in another order, so `bench compare` names a difference of it.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        # `bench run --kernels`: portable (ATen, MKL and oneDNN pinned to AVX2, bench.executors.PORTABLE_KERNELS)
+        # `bench run --kernels`: portable (ATen, MKL and oneDNN pinned to AVX2, bench.kernels.PORTABLE_KERNELS)
         # or native (each library picks this processor's widest instructions)
         "kernels": kernels_in_effect(),
         "memory_bytes": psutil.virtual_memory().total,

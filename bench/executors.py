@@ -41,7 +41,8 @@ Determinism: a cell's result depends on its seed alone (bench.cells.run_cell see
 and torch's global generators when it starts; components draw from their own seeded generators), not
 on which process ran it or what ran before, so every executor writes the same metrics as the sequential
 run at the same torch thread count (recorded as hardware.torch_threads; CPU kernels may round
-differently with another thread count).
+differently with another thread count) and the same kernel pins (`--kernels`, hardware.kernels: see
+bench.kernels).
 
 The plug-ins a suite names (its data sets, model, generators, strategies and metrics) are sent to the
 workers by reference, so an entry registered in the driver at run time (by a script or a test) exists in
@@ -65,6 +66,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
 
 from bench.errors import BenchError
+from bench.kernels import PORTABLE_KERNELS
 
 # bench.cells (which runs a cell, and imports numpy and torch) is imported inside the functions that need
 # it, never at the top: a pool worker imports this module to find its initializer (_init_worker), which
@@ -79,16 +81,6 @@ EXECUTORS = ("local", "ray")
 RAY_INSTALL = "pip install 'active-synthesis-bench[ray]'"
 # Thread pools read these when torch (and numpy's BLAS) load: a worker sets them first.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-# Torch's own kernels (ATen), MKL's BLAS and oneDNN each pick the widest vector instructions the processor
-# has (AVX-512 on many Xeons, AVX2 on others), and kernels of another width sum in another order, so one
-# cell trains another model on another machine. `bench run --kernels portable` (the default) pins all
-# three to AVX2, which every x86-64 processor of the last decade has: ATen's dispatch level, MKL's
-# conditional numerical reproducibility (STRICT: bitwise, at a fixed thread count) and oneDNN's
-# instruction cap. Each library reads its variable when it loads, so they are set before torch imports;
-# spawned workers inherit them and Ray workers get them through the job's runtime environment. On an AVX2
-# processor the pins change no number (measured: adult cells identical with and without them).
-PORTABLE_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-KERNELS = ("portable", "native")
 # A cell in flight when the pool broke this many times, with no started cell to blame, becomes an error
 # row (workers die before they can run it, e.g. a plug-in that fails to import in a fresh process).
 MAX_STRIKES = 2
@@ -120,40 +112,6 @@ class Executor(Protocol):
 def available_cores() -> int:
     """CPU cores this process may run on (the affinity mask, e.g. a container's or taskset's share)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _has_avx2() -> bool:
-    """Whether this is an x86-64 processor with AVX2 (Linux: /proc/cpuinfo's flags; elsewhere: no pin)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx2" in line for line in f)
-    except OSError:
-        return False
-
-
-def pin_kernels(mode: str) -> str:
-    """Set this process's (and its workers') kernel variables for `mode` before torch loads, and return the
-    mode in effect: `portable` pins PORTABLE_KERNELS (a variable the user set is kept) where the processor
-    has AVX2, else nothing can be pinned and the kernels stay `native`; `native` leaves the libraries to
-    choose. Called after torch loaded (a test, a notebook), the pins reach spawned workers only."""
-    if mode not in KERNELS:
-        raise BenchError(f"--kernels takes {' or '.join(KERNELS)}, got {mode!r}")
-    if mode == "native" or not _has_avx2():
-        return "native"
-    for name, value in PORTABLE_KERNELS.items():
-        os.environ.setdefault(name, value)
-    return mode
-
-
-def kernels_in_effect() -> str:
-    """What the kernel variables of this process say: `portable` (all three as PORTABLE_KERNELS), `native`
-    (none set), or the variables as set (NAME=value, space-separated); recorded with every result."""
-    values = {name: os.environ.get(name) for name in PORTABLE_KERNELS}
-    if values == PORTABLE_KERNELS:
-        return "portable"
-    if not any(values.values()):
-        return "native"
-    return " ".join(f"{name}={value}" for name, value in values.items() if value)
 
 
 def make_executor(kind: str = "local", workers: int | None = None, address: str | None = None,
@@ -474,7 +432,7 @@ class RayExecutor:
         if ray.is_initialized():  # joined already (by check, or by the caller: a test, a notebook)
             return
         try:
-            # the kernel pins of this run travel to every worker of the job (bench.executors.PORTABLE_KERNELS)
+            # the kernel pins of this run travel to every worker of the job (bench.kernels)
             pins = {name: os.environ[name] for name in PORTABLE_KERNELS if name in os.environ}
             ray.init(address=self.address, include_dashboard=False, runtime_env={"env_vars": pins} if pins else None)
         except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -180,7 +180,7 @@ def test_a_kernels_difference_names_the_flag(folders, capsys):
 
 
 def test_portable_kernels_pin_the_three_libraries_and_keep_a_users_setting(monkeypatch):
-    from bench import executors
+    from bench import kernels as executors
 
     for name in executors.PORTABLE_KERNELS:
         monkeypatch.delenv(name, raising=False)
@@ -204,7 +204,7 @@ def test_a_worker_runs_with_the_pinned_kernels(monkeypatch):
     import subprocess
     import sys
 
-    from bench import executors
+    from bench import kernels as executors
 
     if not executors._has_avx2():
         pytest.skip("not an x86-64 processor with AVX2: nothing to pin")

@@ -79,11 +79,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def cmd(args: argparse.Namespace) -> int:
     # What the arguments alone can refuse is refused before torch and the plug-ins load (seconds on a
     # loaded machine): the device, the executor's settings, the suite's name and preset.
-    from bench.executors import make_executor, pin_kernels
+    from bench.kernels import pin_kernels
 
     pin_kernels(args.kernels)  # before anything loads torch (its kernels are chosen when it loads)
     from bench.config import load_suite
     from bench.device import check_cuda_quickly
+    from bench.executors import make_executor
 
     if args.executor != "ray":  # a Ray cluster's machines may have the GPU this one lacks
         check_cuda_quickly(args.device)
