@@ -205,3 +205,25 @@ def test_input_errors_and_listing_suites_import_neither_torch_nor_a_plugin(argv)
             "'bench.benchmarks.models', 'bench.baselines', 'bench.method', 'bench.metrics'))); print(rc, heavy)")
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == ("0 []" if argv[0] == "ls" else "2 []"), out.stdout + out.stderr
+
+
+def test_a_missing_optional_package_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
+    """A suite whose data set needs an extra the environment lacks (the smoke suite reads CIFAR-10's
+    parquet files with pyarrow, from `.[vision]`) fails with one line that says what to install."""
+    import bench.cli.run as run_command
+
+    def needs_pyarrow(args):
+        raise ModuleNotFoundError("No module named 'pyarrow'", name="pyarrow")
+
+    monkeypatch.setattr(run_command, "cmd", needs_pyarrow)
+    assert main(["run", "--suite", "smoke", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "bench: error: pyarrow is not installed, and this command needs it: pip install -e '.[text]' or '.[vision]'"]
+
+    def broken_install(args):
+        raise ModuleNotFoundError("No module named 'bench.gone'", name="bench.gone")
+
+    monkeypatch.setattr(run_command, "cmd", broken_install)
+    with pytest.raises(ModuleNotFoundError):  # the harness's own module: a broken install keeps its traceback
+        main(["run", "--suite", "smoke", "--out", str(tmp_path / "out")])

