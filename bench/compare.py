@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.kernels import KERNELS
 from bench.results import Result, budget_segment, load_results
 
 DEFAULT_CUDA_TOLERANCE = 1e-4  # relative; see the module docstring
@@ -176,7 +177,7 @@ def _remedy(fact: str, ref: Any, new: Any) -> str:
         return (f"rerun with --workers N so each worker gets {ref} thread{'s' * (ref != 1)} "
                 f"(max(1, cores // N) = {ref}), or with OMP_NUM_THREADS={ref}")
     if fact == "kernels":
-        return f"rerun with --kernels {ref}" if ref in ("portable", "native") else f"rerun with {ref} set"
+        return f"rerun with --kernels {ref}" if ref in KERNELS else f"rerun with {ref} set"
     if fact == "cpu_capability":
         return ("kernels of another vector width sum in another order and train another model: rerun with "
                 "--kernels portable (AVX2 kernels on every x86-64 processor)")

@@ -24,7 +24,7 @@ def _has_avx2() -> bool:
     """Whether this is an x86-64 processor with AVX2 (Linux: /proc/cpuinfo's flags; elsewhere: no pin)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx2" in line for line in f)
+            return any(line.startswith("flags") and "avx2" in line.split() for line in f)
     except OSError:
         return False
 

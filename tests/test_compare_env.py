@@ -180,23 +180,23 @@ def test_a_kernels_difference_names_the_flag(folders, capsys):
 
 
 def test_portable_kernels_pin_the_three_libraries_and_keep_a_users_setting(monkeypatch):
-    from bench import kernels as executors
+    from bench import kernels
 
-    for name in executors.PORTABLE_KERNELS:
+    for name in kernels.PORTABLE_KERNELS:
         monkeypatch.delenv(name, raising=False)
-    assert executors.kernels_in_effect() == "native"
-    assert executors.pin_kernels("native") == "native" and executors.kernels_in_effect() == "native"
-    monkeypatch.setattr(executors, "_has_avx2", lambda: True)
+    assert kernels.kernels_in_effect() == "native"
+    assert kernels.pin_kernels("native") == "native" and kernels.kernels_in_effect() == "native"
+    monkeypatch.setattr(kernels, "_has_avx2", lambda: True)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # the user's own cap stays
-    assert executors.pin_kernels("portable") == "portable"
+    assert kernels.pin_kernels("portable") == "portable"
     assert os.environ["ATEN_CPU_CAPABILITY"] == "avx2" and os.environ["MKL_CBWR"] == "AVX2,STRICT"
-    assert executors.kernels_in_effect() == "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2,STRICT ONEDNN_MAX_CPU_ISA=AVX512_CORE"
+    assert kernels.kernels_in_effect() == "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2,STRICT ONEDNN_MAX_CPU_ISA=AVX512_CORE"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    assert executors.kernels_in_effect() == "portable"
-    for name in executors.PORTABLE_KERNELS:
+    assert kernels.kernels_in_effect() == "portable"
+    for name in kernels.PORTABLE_KERNELS:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(executors, "_has_avx2", lambda: False)  # nothing to pin to: the kernels stay native
-    assert executors.pin_kernels("portable") == "native" and executors.kernels_in_effect() == "native"
+    monkeypatch.setattr(kernels, "_has_avx2", lambda: False)  # nothing to pin to: the kernels stay native
+    assert kernels.pin_kernels("portable") == "native" and kernels.kernels_in_effect() == "native"
 
 
 def test_a_worker_runs_with_the_pinned_kernels(monkeypatch):
@@ -204,15 +204,15 @@ def test_a_worker_runs_with_the_pinned_kernels(monkeypatch):
     import subprocess
     import sys
 
-    from bench import kernels as executors
+    from bench import kernels
 
-    if not executors._has_avx2():
+    if not kernels._has_avx2():
         pytest.skip("not an x86-64 processor with AVX2: nothing to pin")
-    env = {**os.environ, **executors.PORTABLE_KERNELS}
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
-                         env=env, capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "AVX2"
-    env["ATEN_CPU_CAPABILITY"] = "default"
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
-                         env=env, capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "DEFAULT"  # the variable is what decides: the pin is not a no-op
+    def capability(env: dict[str, str]) -> str:
+        code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    env = {**os.environ, **kernels.PORTABLE_KERNELS}
+    assert capability(env) == "AVX2"
+    assert capability({**env, "ATEN_CPU_CAPABILITY": "default"}) == "DEFAULT"  # the variable decides: not a no-op

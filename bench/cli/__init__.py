@@ -73,6 +73,8 @@ def missing_package_message(module: str) -> str:
         requirements = requires("active-synthesis-bench") or []
     except PackageNotFoundError:
         requirements = []
+    # requirement strings such as 'pyarrow>=14; extra == "vision"', read with a pattern because
+    # `packaging` (which parses them fully) is not among this project's dependencies
     extras = sorted({m.group(2) for r in requirements
                      if (m := re.match(r"([A-Za-z0-9_.\-]+).*extra == \"([^\"]+)\"", r))
                      and m.group(1).lower().replace("_", "-") == wanted})
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:  # an optional package (an extra) this command needs
-        if not exc.name or exc.name.split(".")[0] in ("bench",):
+        if not exc.name or exc.name.split(".")[0] == "bench":
             raise  # the harness's own module: a broken install, keep the traceback
         print(f"bench: error: {missing_package_message(exc.name)}", file=sys.stderr)
         return 2

@@ -60,7 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--cpus-per-cell", type=positive("--cpus-per-cell", "CPUs"), metavar="C",
                    help="ray: CPUs a cell's task declares (default 1; fractions allowed); it runs with max(1, floor(C)) "
                    "torch threads")
-    r.add_argument("--kernels", choices=["portable", "native"], default="portable",
+    from bench.kernels import KERNELS  # standard library only, like this module's own imports
+
+    r.add_argument("--kernels", choices=KERNELS, default="portable",
                    help="portable (default): torch, MKL and oneDNN use AVX2 kernels on every x86-64 processor, so a "
                    "cell gives the same numbers on an AVX-512 Xeon as on an AVX2 machine; native: each library "
                    "uses this processor's widest instructions (faster on AVX-512, numbers of this processor kind)")
