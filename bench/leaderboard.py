@@ -120,13 +120,17 @@ def synthetic_in_model(r: Result) -> float | None:
 
 
 def _synthetic_cell(ok: Sequence[Result]) -> str:
-    """Mean synthetic examples in the returned models; for loop strategies, in how many seeds they kept
-    synthetic data at all (returned a round after 0)."""
+    """Mean synthetic examples in the returned models; for loop strategies, in how many seeds the returned
+    model holds synthetic data at all. A loop that synthesises nothing (loop_real_only) says instead in
+    how many seeds it returned a round after 0 (extra training kept), not that it "kept synthetic data"."""
     counts = [v for r in ok if (v := synthetic_in_model(r)) is not None]
     text = _three(float(np.mean(counts))) if counts else "—"
-    rounds = [k for r in ok if (k := paired.loop_round(r)) is not None]
-    if rounds:
-        text += f" (synthetic data kept in {sum(k > 0 for k in rounds)} of {len(rounds)} seeds)"
+    loops = [(k, r) for r in ok if (k := paired.loop_round(r)) is not None]
+    if loops and any(r.synthetic_examples for _, r in loops):
+        kept = sum((synthetic_in_model(r) or 0) > 0 for _, r in loops)
+        text += f" (synthetic data kept in {kept} of {len(loops)} seeds)"
+    elif loops:
+        text += f" (round > 0 returned in {sum(k > 0 for k, _ in loops)} of {len(loops)} seeds; no synthetic data)"
     return text
 
 

@@ -353,6 +353,23 @@ def test_identical_models_are_no_test(tmp_path):
     assert leaderboard.synthetic_in_model(Result.of(record("x", 0, 0.5, log=synthetic))) == 7
 
 
+def test_a_loop_without_synthetic_data_is_not_said_to_keep_any(tmp_path):
+    """loop_real_only returns a later round (extra training) with no synthetic example in it: its row says
+    so, not "synthetic data kept in 3 of 3 seeds"; a synthesising loop counts seeds whose returned model
+    holds synthetic data."""
+    no_synthetic = {"returned_round": 1, "synthetic_examples": 0,
+                    "rounds": [{"round": 0, "synthetic_total": 0}, {"round": 1, "synthetic_total": 0}]}
+    for seed, base in enumerate(SEED_EFFECT[:3]):
+        put(tmp_path, record("real_only", seed, 0.70 + base))
+        put(tmp_path, record("loop_none", seed, 0.71 + base, log=no_synthetic))
+        put(tmp_path, record("loop_kept", seed, 0.72 + base, log=KEPT if seed < 2 else ROUND0))
+    text = leaderboard.render(tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| loop_none | 0."))
+    assert " | 0 (round > 0 returned in 3 of 3 seeds; no synthetic data) | " in row
+    row = next(line for line in text.splitlines() if line.startswith("| loop_kept | 0."))
+    assert " | 13.3 (synthetic data kept in 2 of 3 seeds) | " in row
+
+
 @pytest.fixture
 def controls(monkeypatch):
     """Strategies registered for one test, of kind control: a positive one (more real data, like an
