@@ -123,14 +123,15 @@ def _synthetic_cell(ok: Sequence[Result]) -> str:
     """Mean synthetic examples in the returned models; for loop strategies, in how many seeds the returned
     model holds synthetic data at all. A loop that synthesises nothing (loop_real_only) says instead in
     how many seeds it returned a round after 0 (extra training kept), not that it "kept synthetic data"."""
-    counts = [v for r in ok if (v := synthetic_in_model(r)) is not None]
+    in_model = [synthetic_in_model(r) for r in ok]
+    counts = [v for v in in_model if v is not None]
     text = _three(float(np.mean(counts))) if counts else "—"
-    loops = [(k, r) for r in ok if (k := paired.loop_round(r)) is not None]
-    if loops and any(r.synthetic_examples for _, r in loops):
-        kept = sum((synthetic_in_model(r) or 0) > 0 for _, r in loops)
-        text += f" (synthetic data kept in {kept} of {len(loops)} seeds)"
+    # (returned round, synthetic examples in the returned model, synthetic examples made) per loop cell
+    loops = [(k, v or 0, r.synthetic_examples) for r, v in zip(ok, in_model) if (k := paired.loop_round(r)) is not None]
+    if any(made for _, _, made in loops):
+        text += f" (synthetic data kept in {sum(v > 0 for _, v, _ in loops)} of {len(loops)} seeds)"
     elif loops:
-        text += f" (round > 0 returned in {sum(k > 0 for k, _ in loops)} of {len(loops)} seeds; no synthetic data)"
+        text += f" (round > 0 returned in {sum(k > 0 for k, _, _ in loops)} of {len(loops)} seeds; no synthetic data)"
     return text
 
 
